@@ -1,0 +1,124 @@
+"""Bulwark's configuration: one typed settings object, built once and passed in.
+
+Values come from the environment (prefix ``BULWARK_``) and from a ``.env`` file in the
+working directory; no other module reads ``os.environ``. Every field is validated when the
+object is built, so a bad value fails at start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MODEL_SPEC = re.compile(r"^(offline|openai:[A-Za-z0-9._:/-]+)$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message says how to fix it."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a Bulwark deployment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BULWARK_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    model: str = Field(
+        default="offline",
+        description="Chat model: `offline` (deterministic stand-in) or `openai:<model>`.",
+    )
+    fast_model: str | None = Field(
+        default=None,
+        description="Optional cheaper model the router picks for simple requests.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama...).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="API key for `openai:` models."
+    )
+    model_timeout_s: float = Field(default=60.0, gt=0, description="Per model call.")
+    data_dir: Path = Field(
+        default=Path(".bulwark"),
+        description="Where embedded state lives: checkpoints, memories, audit log.",
+    )
+    checkpointer_url: str | None = Field(
+        default=None,
+        description="Checkpoint store; default `sqlite:///<data_dir>/checkpoints.db`.",
+    )
+    max_input_chars: int = Field(default=8000, gt=0, description="Longest accepted request.")
+    history_tokens: int = Field(
+        default=4000, gt=0, description="Token budget for the conversation sent to the model."
+    )
+    approval_tools: tuple[str, ...] = Field(
+        default=("send_email",),
+        description="Tools that pause the run for human approval before they run.",
+    )
+    host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
+    port: int = Field(default=2024, ge=1, le=65535, description="`bulwark serve` port.")
+
+    @field_validator("model", "fast_model")
+    @classmethod
+    def _model_spec(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_SPEC.match(value):
+            raise ValueError(
+                f"unknown model spec {value!r}: use 'offline' or 'openai:<model>' "
+                "(for example openai:gpt-4o-mini)"
+            )
+        return value
+
+    @field_validator("checkpointer_url")
+    @classmethod
+    def _checkpointer_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:///", "memory://")):
+            raise ValueError(
+                f"unsupported checkpointer URL {value!r}: use sqlite:///path/to/file.db "
+                "or memory://"
+            )
+        return value
+
+    @property
+    def resolved_checkpointer_url(self) -> str:
+        """The checkpointer URL, defaulting to SQLite in the data directory."""
+        return self.checkpointer_url or f"sqlite:///{self.data_dir / 'checkpoints.db'}"
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data directory if needed and check it is writable.
+
+        Raises:
+            ConfigError: the directory cannot be created or written.
+        """
+        path = self.data_dir
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"data directory {str(path)!r} is not writable ({exc.strerror or exc}); "
+                "set BULWARK_DATA_DIR to a writable folder"
+            ) from exc
+        return path
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment and ``.env``, with explicit overrides.
+
+    Raises:
+        ConfigError: with one line per invalid value, naming its ``BULWARK_`` variable.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"BULWARK_{field.upper()}: {message}")
+        raise ConfigError("; ".join(problems)) from None
