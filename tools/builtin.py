@@ -1,0 +1,76 @@
+"""The built-in tools: calculator, current time, and an email outbox that needs approval."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
+
+from bulwark.tools.calculator import CalculatorError, evaluate
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression such as 17*23 or (2+3)/4 and return the result.
+
+    Args:
+        expression: the arithmetic expression to compute, e.g. 2*(3+4).
+    """
+    try:
+        return str(evaluate(expression))
+    except CalculatorError as exc:
+        raise ToolException(str(exc)) from None
+
+
+def builtin_tools(*, outbox: Path, clock: Clock = _utc_now) -> list[BaseTool]:
+    """Return the built-in tools.
+
+    Args:
+        outbox: JSON-lines file where ``send_email`` delivers messages (offline stand-in
+            for a mail server; a real deployment swaps in its own tool).
+        clock: returns the current aware datetime; injected so tests control time.
+    """
+
+    def current_time(timezone: str = "UTC") -> str:
+        """Get the current date and time (clock) now in a timezone such as UTC or Europe/Paris.
+
+        Args:
+            timezone: IANA timezone name, e.g. Europe/Paris; defaults to UTC.
+        """
+        try:
+            zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ToolException(
+                f"unknown timezone {timezone!r}: use an IANA name such as Europe/Paris"
+            ) from None
+        return clock().astimezone(zone).isoformat(timespec="seconds")
+
+    def send_email(to: str, subject: str, body: str) -> str:
+        """Send an email message to a recipient address. Needs human approval.
+
+        Args:
+            to: recipient email address.
+            subject: subject line.
+            body: message text.
+        """
+        if "@" not in to:
+            raise ToolException(f"invalid recipient {to!r}: expected an email address")
+        outbox.parent.mkdir(parents=True, exist_ok=True)
+        record = {"to": to, "subject": subject, "body": body, "sent_at": clock().isoformat()}
+        with outbox.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        return f"email to {to} queued in the outbox"
+
+    return [
+        StructuredTool.from_function(func, handle_tool_error=False, parse_docstring=True)
+        for func in (calculator, current_time, send_email)
+    ]
