@@ -1,0 +1,1 @@
+"""Infrastructure: checkpointers, stores and the audit log."""
