@@ -1,0 +1,1 @@
+"""Graph assembly: the agent graph, its state and runtime context."""

@@ -1,0 +1,138 @@
+"""The Bulwark agent graph.
+
+::
+
+    START → guard_input ─blocked→ refuse ─────────────────────────→ audit → END
+                │
+              recall → route → agent ⇄ tools (one task per call; approval by interrupt)
+                                 │
+                           guard_output → remember → audit → END
+
+:func:`build_agent` wires the nodes from a :class:`~bulwark.settings.Settings`; pass a
+checkpointer to make runs resumable and a store for long-term memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
+from langgraph.types import Send
+
+from bulwark.graphs.state import AgentState, RunContext
+from bulwark.models.factory import make_chat_model
+from bulwark.nodes.agent import SYSTEM_PROMPT, Agent, wants_tools
+from bulwark.nodes.audit import Audit
+from bulwark.nodes.guard_input import GuardInput
+from bulwark.nodes.guard_output import GuardOutput
+from bulwark.nodes.recall import Recall
+from bulwark.nodes.refuse import refuse
+from bulwark.nodes.remember import remember
+from bulwark.nodes.route import RouteModel
+from bulwark.nodes.tools import RunTool
+from bulwark.persistence.audit import AuditLog
+from bulwark.persistence.checkpoints import open_checkpointer, open_store
+from bulwark.settings import Settings
+from bulwark.tools.builtin import builtin_tools
+
+
+def _after_input(state: AgentState) -> str:
+    return "refuse" if (state.get("input_verdict") or {}).get("action") == "block" else "recall"
+
+
+def _after_agent(state: AgentState) -> list[Send] | str:
+    if wants_tools(state):
+        return [Send("tools", {"call": call}) for call in state["messages"][-1].tool_calls]
+    return "guard_output"
+
+
+def build_agent_graph(
+    settings: Settings,
+    *,
+    models: Mapping[str, BaseChatModel] | None = None,
+    tools: Sequence[BaseTool] | None = None,
+) -> StateGraph:
+    """Return the uncompiled agent graph (for the LangGraph server or further wiring).
+
+    Args:
+        settings: the deployment's configuration.
+        models: chat models by spec; built from ``settings.model``/``fast_model`` if omitted.
+        tools: the tools the agent may call; the built-in set if omitted.
+    """
+    data_dir = settings.ensure_data_dir()
+    if models is None:
+        specs = dict.fromkeys(s for s in (settings.model, settings.fast_model) if s)
+        models = {spec: make_chat_model(spec, settings=settings) for spec in specs}
+    if tools is None:
+        tools = builtin_tools(outbox=data_dir / "outbox.jsonl")
+
+    graph = StateGraph(AgentState, context_schema=RunContext)
+    graph.add_node("guard_input", GuardInput(max_chars=settings.max_input_chars))
+    graph.add_node("refuse", refuse)
+    graph.add_node("recall", Recall())
+    graph.add_node("route", RouteModel(model=settings.model, fast_model=settings.fast_model))
+    graph.add_node(
+        "agent", Agent(models=models, tools=tools, history_tokens=settings.history_tokens)
+    )
+    graph.add_node("tools", RunTool(tools=tools, approval=settings.approval_tools))
+    graph.add_node("guard_output", GuardOutput(system_prompt=SYSTEM_PROMPT))
+    graph.add_node("remember", remember)
+    graph.add_node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl")))
+
+    graph.add_edge(START, "guard_input")
+    graph.add_conditional_edges("guard_input", _after_input, ["refuse", "recall"])
+    graph.add_edge("refuse", "audit")
+    graph.add_edge("recall", "route")
+    graph.add_edge("route", "agent")
+    graph.add_conditional_edges("agent", _after_agent, ["tools", "guard_output"])
+    graph.add_edge("tools", "agent")
+    graph.add_edge("guard_output", "remember")
+    graph.add_edge("remember", "audit")
+    graph.add_edge("audit", END)
+    return graph
+
+
+def build_agent(
+    settings: Settings,
+    *,
+    checkpointer: BaseCheckpointSaver | None = None,
+    store: BaseStore | None = None,
+    models: Mapping[str, BaseChatModel] | None = None,
+    tools: Sequence[BaseTool] | None = None,
+) -> CompiledStateGraph:
+    """Return the compiled agent graph.
+
+    Args:
+        settings: the deployment's configuration.
+        checkpointer: makes threads persistent and runs resumable (see
+            :func:`bulwark.persistence.checkpoints.open_checkpointer`).
+        store: long-term memory; without one the agent runs without memory.
+        models: chat models by spec, overriding the ones named in settings.
+        tools: the tools the agent may call; the built-in set if omitted.
+    """
+    graph = build_agent_graph(settings, models=models, tools=tools)
+    return graph.compile(checkpointer=checkpointer, store=store, name="bulwark-agent")
+
+
+@asynccontextmanager
+async def open_agent(settings: Settings, **kwargs: object) -> AsyncIterator[CompiledStateGraph]:
+    """Yield the agent with the checkpointer and memory store that ``settings`` name.
+
+    Extra keyword arguments go to :func:`build_agent`. Example::
+
+        async with open_agent(load_settings()) as agent:
+            await agent.ainvoke({"messages": [("user", "what is 17*23")]},
+                                {"configurable": {"thread_id": "t1"}})
+    """
+    data_dir = settings.ensure_data_dir()
+    async with (
+        open_checkpointer(settings.resolved_checkpointer_url) as checkpointer,
+        open_store(data_dir / "memory.db") as store,
+    ):
+        yield build_agent(settings, checkpointer=checkpointer, store=store, **kwargs)  # type: ignore[arg-type]

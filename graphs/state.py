@@ -1,0 +1,89 @@
+"""The agent's state (checkpointed) and its per-run context (not checkpointed).
+
+State fields are plain TypedDicts so checkpoints stay JSON-friendly for the LangGraph
+server, Studio and any checkpointer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage, ToolCall
+from langgraph.graph.message import add_messages
+
+Action = Literal["allow", "flag", "sanitize", "block"]
+Severity = Literal["none", "low", "medium", "high"]
+
+
+class Verdict(TypedDict):
+    """A guardrail's decision on one piece of text."""
+
+    action: Action
+    """What happens to the text: allowed, flagged, rewritten, or refused."""
+    severity: Severity
+    """How serious the worst finding is."""
+    reasons: list[str]
+    """Short machine-readable reasons, e.g. ``prompt_injection``."""
+
+
+class Route(TypedDict):
+    """The router's choice of model for this turn."""
+
+    model: str
+    """Model spec the agent node will call."""
+    complexity: float
+    """Estimated complexity of the request, 0 (trivial) to 1 (hard)."""
+    reason: str
+    """Why this model was picked."""
+
+
+class Usage(TypedDict):
+    """Token counts accumulated over the thread."""
+
+    input_tokens: int
+    output_tokens: int
+    model_calls: int
+
+
+def add_usage(left: Usage | None, right: Usage | None) -> Usage:
+    """Reducer: sum token counts."""
+    left = left or {"input_tokens": 0, "output_tokens": 0, "model_calls": 0}
+    if not right:
+        return left
+    return {key: left.get(key, 0) + right.get(key, 0) for key in Usage.__annotations__}  # type: ignore[return-value]
+
+
+class AgentState(TypedDict, total=False):
+    """Checkpointed state of one conversation thread."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """The conversation, with tool calls and results."""
+    input_verdict: Verdict | None
+    """Input guardrail verdict for the latest request."""
+    output_verdict: Verdict | None
+    """Output guardrail verdict for the latest answer (None when refused)."""
+    route: Route | None
+    """Model routing decision for the latest request."""
+    memories: list[str]
+    """Long-term memories recalled for the latest request."""
+    usage: Annotated[Usage, add_usage]
+    """Tokens spent on this thread so far."""
+
+
+class ToolTask(TypedDict):
+    """Input of one ``tools`` task: a single tool call, sent with ``Send``."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunContext:
+    """Per-run facts that are not state: who is asking and for which tenant."""
+
+    user_id: str = "anonymous"
+    """The end user; memories are namespaced by it."""
+    tenant_id: str = "default"
+    """The tenant; memories and audit records are namespaced by it."""
+    request_id: str | None = None
+    """Correlation id carried into logs and the audit record."""

@@ -1,0 +1,45 @@
+"""Audit: appends one hash-chained record per turn, with fingerprints, never raw text."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+
+from bulwark.graphs.state import AgentState, RunContext
+from bulwark.nodes._text import latest_answer, latest_request
+from bulwark.persistence.audit import AuditLog, sha256
+
+
+class Audit:
+    """Records who asked, what was decided, which tools ran, and what it cost."""
+
+    def __init__(self, *, log: AuditLog) -> None:
+        self.log = log
+
+    def __call__(self, state: AgentState, runtime: Runtime[RunContext]) -> dict:
+        messages = state["messages"]
+        request, answer = latest_request(messages), latest_answer(messages)
+        turn = messages[messages.index(request) :] if request else []
+        context = runtime.context or RunContext()
+        configurable = get_config().get("configurable", {})
+        self.log.append(
+            {
+                "event": "turn",
+                "thread_id": configurable.get("thread_id"),
+                "tenant_id": context.tenant_id,
+                "user_sha256": sha256(context.user_id),
+                "request_id": context.request_id,
+                "input_sha256": sha256(request.text) if request else None,
+                "output_sha256": sha256(answer.text) if answer else None,
+                "input_verdict": state.get("input_verdict"),
+                "output_verdict": state.get("output_verdict"),
+                "route": state.get("route"),
+                "tool_calls": [
+                    {"name": m.name, "status": m.status} for m in turn if isinstance(m, ToolMessage)
+                ],
+                "model_calls": sum(1 for m in turn if isinstance(m, AIMessage) and m.usage_metadata),
+                "usage": state.get("usage"),
+            }
+        )
+        return {}
