@@ -1,0 +1,284 @@
+"""The ``bulwark`` command line: ask, chat, resume, serve, graph.
+
+Every command validates its input and configuration first; an error prints one line
+(``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, Interrupt
+
+from bulwark.graphs.agent import build_agent, open_agent
+from bulwark.graphs.state import RunContext
+from bulwark.persistence.checkpoints import PersistenceError
+from bulwark.settings import ConfigError, Settings, load_settings
+
+THREAD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+EXIT_USAGE, EXIT_FAILURE = 2, 1
+
+# Keep the LangGraph/LangSmith stack from phoning home; set before those modules load.
+OFFLINE_ENV = {
+    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+    "LANGGRAPH_NO_VERSION_CHECK": "true",
+    "LANGSMITH_TRACING": "false",
+    "LANGCHAIN_TRACING_V2": "false",
+}
+
+
+class UsageError(ValueError):
+    """The command line itself is wrong; the message says how to fix it."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block), like every other Bulwark error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _thread_id(value: str) -> str:
+    if not THREAD_ID.match(value):
+        raise argparse.ArgumentTypeError(
+            f"invalid thread id {value!r}: use 1-128 letters, digits, '.', '_', ':' or '-'"
+        )
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bulwark", description="Bulwark: a production-grade agent on LangGraph."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def identity(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--thread", type=_thread_id, help="conversation thread id")
+        cmd.add_argument("--user", default="anonymous", help="user id (memories are per user)")
+        cmd.add_argument("--tenant", default="default", help="tenant id")
+
+    ask = commands.add_parser("ask", help="ask one question (continue a thread with --thread)")
+    ask.add_argument("question", help="what to ask")
+    ask.add_argument("--stream", action="store_true", help="print the answer as it is written")
+    identity(ask)
+
+    chat = commands.add_parser("chat", help="talk to the agent interactively")
+    identity(chat)
+
+    resume = commands.add_parser("resume", help="approve or reject a paused tool call")
+    resume.add_argument("--thread", type=_thread_id, required=True, help="the paused thread")
+    decision = resume.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true", help="let the tool call run")
+    decision.add_argument("--reject", action="store_true", help="refuse the tool call")
+    resume.add_argument("--reason", default="", help="reason given to the model on reject")
+    resume.add_argument("--id", dest="interrupt_id", help="decide only this pending call")
+    resume.add_argument("--user", default="anonymous", help="user id")
+    resume.add_argument("--tenant", default="default", help="tenant id")
+
+    serve = commands.add_parser("serve", help="serve the agent on the LangGraph server")
+    serve.add_argument("--host", help="bind address (default: BULWARK_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: BULWARK_PORT or 2024)")
+
+    commands.add_parser("graph", help="print the agent graph as Mermaid")
+    return parser
+
+
+def _config(thread: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+def _context(args: argparse.Namespace) -> RunContext:
+    return RunContext(user_id=args.user, tenant_id=args.tenant, request_id=str(uuid.uuid4()))
+
+
+def _describe(item: Interrupt) -> str:
+    value = item.value if isinstance(item.value, dict) else {"tool": str(item.value)}
+    args = ", ".join(f"{k}={v!r}" for k, v in (value.get("args") or {}).items())
+    return f"{value.get('tool')}({args})"
+
+
+async def _report(agent: CompiledStateGraph, thread: str, *, printed: str = "") -> list[Interrupt]:
+    """Print the thread's outcome: the answer, or the calls waiting for approval."""
+    snapshot = await agent.aget_state(_config(thread))
+    if snapshot.interrupts:
+        print("Paused: waiting for approval of")
+        for item in snapshot.interrupts:
+            print(f"  - {_describe(item)}  [id {item.id}]")
+        print(f"Resume with: bulwark resume --thread {thread} --approve   (or --reject)")
+        return list(snapshot.interrupts)
+    answer = next(
+        (m for m in reversed(snapshot.values.get("messages", [])) if isinstance(m, AIMessage)),
+        None,
+    )
+    text = answer.text if answer else ""
+    if printed and text != printed:
+        print(f"\n[replaced by the output guardrail] {text}")
+    elif not printed:
+        print(text)
+    return []
+
+
+async def _run(
+    agent: CompiledStateGraph, payload: Any, thread: str, context: RunContext, *, stream: bool
+) -> list[Interrupt]:
+    if not stream:
+        await agent.ainvoke(payload, _config(thread), context=context)
+        return await _report(agent, thread)
+    printed = ""
+    async for chunk, meta in agent.astream(
+        payload, _config(thread), context=context, stream_mode="messages"
+    ):
+        if meta.get("langgraph_node") == "agent" and isinstance(chunk, AIMessageChunk):
+            if chunk.text:
+                printed += chunk.text
+                print(chunk.text, end="", flush=True)
+    if printed:
+        print()
+    return await _report(agent, thread, printed=printed)
+
+
+async def _thread_exists(agent: CompiledStateGraph, thread: str) -> bool:
+    return (await agent.aget_state(_config(thread))).created_at is not None
+
+
+async def _ask(settings: Settings, args: argparse.Namespace) -> int:
+    question = args.question.strip()
+    if not question:
+        raise UsageError('the question is empty: try bulwark ask "what is 17*23"')
+    thread = args.thread or str(uuid.uuid4())
+    async with open_agent(settings) as agent:
+        if (await agent.aget_state(_config(thread))).interrupts:
+            raise UsageError(
+                f"thread {thread!r} is waiting for approval: "
+                f"run bulwark resume --thread {thread} --approve (or --reject) first"
+            )
+        payload = {"messages": [{"role": "user", "content": question}]}
+        await _run(agent, payload, thread, _context(args), stream=args.stream)
+    if not args.thread:
+        print(f"(thread {thread}: continue with --thread {thread})", file=sys.stderr)
+    return 0
+
+
+def _decision(approve: bool, reason: str = "") -> dict[str, Any]:
+    return {"approved": approve, "reason": reason}
+
+
+async def _resume(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_agent(settings) as agent:
+        if not await _thread_exists(agent, args.thread):
+            raise UsageError(
+                f"unknown thread {args.thread!r} in {settings.resolved_checkpointer_url}"
+            )
+        pending = (await agent.aget_state(_config(args.thread))).interrupts
+        if not pending:
+            raise UsageError(f"thread {args.thread!r} has no tool call waiting for approval")
+        ids = [item.id for item in pending]
+        if args.interrupt_id is not None:
+            if args.interrupt_id not in ids:
+                raise UsageError(
+                    f"no pending call {args.interrupt_id!r} on thread {args.thread!r}; "
+                    f"pending: {', '.join(ids)}"
+                )
+            ids = [args.interrupt_id]
+        decision = _decision(args.approve, args.reason)
+        command = Command(resume={interrupt_id: decision for interrupt_id in ids})
+        await _run(agent, command, args.thread, _context(args), stream=False)
+    return 0
+
+
+async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    thread = args.thread or str(uuid.uuid4())
+    print(f"Bulwark chat on thread {thread} (model {settings.model}). Empty line or Ctrl-D quits.")
+    async with open_agent(settings) as agent:
+        pending = list((await agent.aget_state(_config(thread))).interrupts)
+        while True:
+            if pending:
+                answers = {}
+                for item in pending:
+                    reply = _prompt(f"approve {_describe(item)}? [y/N] ")
+                    answers[item.id] = _decision(reply.strip().lower() in {"y", "yes"})
+                payload: Any = Command(resume=answers)
+            else:
+                question = _prompt("you> ").strip()
+                if not question or question in {"/exit", "/quit"}:
+                    return 0
+                payload = {"messages": [{"role": "user", "content": question}]}
+                print("bulwark> ", end="", flush=True)
+            pending = await _run(agent, payload, thread, _context(args), stream=True)
+
+
+def _prompt(text: str) -> str:
+    try:
+        return input(text)
+    except EOFError:
+        print()
+        return ""
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    os.environ.update(OFFLINE_ENV)
+    settings.ensure_data_dir()
+    from langgraph_api.cli import run_server
+
+    import bulwark.graphs.platform as platform
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"Serving the Bulwark agent (model {settings.model}) on http://{host}:{port}")
+    print(f"  try: curl -s http://{host}:{port}/ok   ·   Python: langgraph_sdk.get_client(url=...)")
+    run_server(
+        host,
+        port,
+        False,
+        {"agent": f"{Path(platform.__file__)}:graph"},
+        open_browser=False,
+        env=dict(OFFLINE_ENV),
+        server_level="WARNING",
+    )
+    return 0
+
+
+def _graph(settings: Settings, args: argparse.Namespace) -> int:
+    print(build_agent(settings).get_graph().draw_mermaid())
+    return 0
+
+
+COMMANDS = {"ask": _ask, "chat": _chat, "resume": _resume, "serve": _serve, "graph": _graph}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bulwark`` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        result = COMMANDS[args.command](settings, args)
+        return asyncio.run(result) if asyncio.iscoroutine(result) else result
+    except KeyboardInterrupt:
+        return 130
+    except (ConfigError, UsageError) as exc:
+        if args.debug:
+            raise
+        print(f"bulwark: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - one line for the user, --debug for the rest
+        if args.debug:
+            raise
+        message = str(exc) if isinstance(exc, PersistenceError) else f"{type(exc).__name__}: {exc}"
+        print(f"bulwark: error: {message} (run with --debug for details)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

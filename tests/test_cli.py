@@ -1,0 +1,111 @@
+"""The `bulwark` command as a user runs it: each call is a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BULWARK = str(Path(sys.executable).parent / "bulwark")
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
+    return subprocess.run(
+        [BULWARK, *args], cwd=cwd, env={**base, **(env or {})}, input=stdin,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_ask_uses_the_calculator(tmp_path: Path) -> None:
+    result = run("ask", "what is 17*23", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "391" in result.stdout
+    assert "continue with --thread" in result.stderr
+
+
+def test_thread_continues_in_a_second_process(tmp_path: Path) -> None:
+    first = run("ask", "my name is Ada", "--thread", "t1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = run("ask", "what is my name?", "--thread", "t1", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "Ada" in second.stdout
+    other = run("ask", "what is my name?", "--thread", "t2", "--user", "bob", cwd=tmp_path)
+    assert "Ada" not in other.stdout
+
+
+def test_stream_prints_the_answer(tmp_path: Path) -> None:
+    result = run("ask", "what is 12+30", "--stream", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "42" in result.stdout
+
+
+@pytest.mark.parametrize("decision", ["--approve", "--reject"])
+def test_approval_pauses_and_resumes(tmp_path: Path, decision: str) -> None:
+    paused = run("ask", "send an email to ada@example.com saying 'hi'", "--thread", "mail", cwd=tmp_path)
+    assert paused.returncode == 0, paused.stderr
+    assert "waiting for approval" in paused.stdout and "send_email" in paused.stdout
+    outbox = tmp_path / ".bulwark" / "outbox.jsonl"
+    assert not outbox.exists()
+
+    busy = run("ask", "hello", "--thread", "mail", cwd=tmp_path)
+    assert busy.returncode == 2 and "waiting for approval" in busy.stderr
+
+    resumed = run("resume", "--thread", "mail", decision, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    if decision == "--approve":
+        assert [json.loads(line)["to"] for line in outbox.read_text().splitlines()] == ["ada@example.com"]
+    else:
+        assert not outbox.exists()
+        assert "reject" in resumed.stdout.lower()
+    again = run("resume", "--thread", "mail", "--approve", cwd=tmp_path)
+    assert again.returncode == 2 and "no tool call waiting" in again.stderr
+
+
+def test_chat_session(tmp_path: Path) -> None:
+    result = run("chat", "--thread", "c1", cwd=tmp_path, stdin="what is 6*7\nmy name is Ada\nwhat is my name?\n")
+    assert result.returncode == 0, result.stderr
+    assert "42" in result.stdout and "Ada" in result.stdout.split("what is my name")[-1]
+
+
+def test_graph_prints_mermaid(tmp_path: Path) -> None:
+    result = run("graph", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for node in ("guard_input", "recall", "route", "agent", "tools", "guard_output", "remember", "audit"):
+        assert node in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "dotenv", "message"),
+    [
+        (["ask", "   "], {}, "", "the question is empty"),
+        (["ask", "hi"], {"BULWARK_MODEL": "gpt-5"}, "", "BULWARK_MODEL: unknown model spec"),
+        (["ask", "hi"], {}, "BULWARK_HISTORY_TOKENS=many\n", "BULWARK_HISTORY_TOKENS"),
+        (["ask", "hi"], {"BULWARK_DATA_DIR": "/proc/forbidden"}, "", "BULWARK_DATA_DIR"),
+        (["resume", "--thread", "nope", "--approve"], {}, "", "unknown thread 'nope'"),
+        (["ask", "hi", "--thread", "bad id!"], {}, "", "invalid thread id"),
+    ],
+)
+def test_bad_input_gets_one_line(
+    tmp_path: Path, args: list[str], env: dict[str, str], dotenv: str, message: str
+) -> None:
+    if dotenv:
+        (tmp_path / ".env").write_text(dotenv)
+    result = run(*args, cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_input_leaves_existing_thread_intact(tmp_path: Path) -> None:
+    assert run("ask", "my name is Ada", "--thread", "keep", cwd=tmp_path).returncode == 0
+    assert run("ask", "", "--thread", "keep", cwd=tmp_path).returncode == 2
+    assert run("ask", "hi", "--thread", "keep", cwd=tmp_path, env={"BULWARK_MODEL": "x"}).returncode == 2
+    after = run("ask", "what is my name?", "--thread", "keep", cwd=tmp_path)
+    assert "Ada" in after.stdout

@@ -1,0 +1,152 @@
+"""The agent on the real LangGraph server, driven with langgraph-sdk.
+
+Both ways of starting it are covered: ``langgraph dev`` with the repo's langgraph.json
+(what Studio and LangGraph Platform users run) and ``bulwark serve`` (the main job).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langgraph_sdk import get_client
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/ok", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module", params=["langgraph dev", "bulwark serve"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A running server on a free port; yields its URL and the agent's data directory."""
+    port = _free_port()
+    work = tmp_path_factory.mktemp("server")
+    data_dir = work / "data"
+    if request.param == "langgraph dev":
+        command = [str(BIN / "langgraph"), "dev", "--config", str(REPO / "langgraph.json"),
+                   "--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"]
+        cwd = REPO
+    else:
+        command = [str(BIN / "bulwark"), "serve", "--port", str(port)]
+        cwd = work
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")},
+        "BULWARK_DATA_DIR": str(data_dir),
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGGRAPH_NO_VERSION_CHECK": "true",
+        "LANGSMITH_TRACING": "false",
+    }
+    log = work / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc, log)
+        yield url, data_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _ask(text: str) -> dict:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+async def test_wait_returns_the_tool_answer(server: tuple[str, Path]) -> None:
+    client = get_client(url=server[0])
+    thread = await client.threads.create()
+    result = await client.runs.wait(thread["thread_id"], "agent", input=_ask("what is 17*23"))
+    messages = result["messages"]
+    assert any(m["type"] == "tool" and m["name"] == "calculator" for m in messages)
+    assert "391" in messages[-1]["content"]
+
+
+async def test_stream_yields_tokens_and_updates(server: tuple[str, Path]) -> None:
+    client = get_client(url=server[0])
+    thread = await client.threads.create()
+    tokens, nodes = [], []
+    async for part in client.runs.stream(
+        thread["thread_id"], "agent", input=_ask("hello there"),
+        stream_mode=["messages-tuple", "updates"],
+    ):
+        if part.event == "messages":
+            chunk, meta = part.data
+            if meta.get("langgraph_node") == "agent":
+                tokens.append(chunk["content"])
+        elif part.event == "updates":
+            nodes.extend(part.data)
+    assert len(tokens) > 1, "the answer should arrive in several chunks"
+    assert nodes[:4] == ["guard_input", "recall", "route", "agent"]
+    assert nodes[-1] == "audit"
+    state = await client.threads.get_state(thread["thread_id"])
+    assert "".join(tokens) == state["values"]["messages"][-1]["content"]
+
+
+async def test_thread_keeps_the_conversation(server: tuple[str, Path]) -> None:
+    client = get_client(url=server[0])
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "agent", input=_ask("my name is Ada"))
+    result = await client.runs.wait(thread["thread_id"], "agent", input=_ask("what is my name?"))
+    assert "Ada" in result["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("approve", [True, False])
+async def test_interrupt_then_resume(server: tuple[str, Path], approve: bool) -> None:
+    url, data_dir = server
+    client = get_client(url=url)
+    thread = await client.threads.create()
+    recipient = f"ada+{approve}@example.com"
+    await client.runs.wait(
+        thread["thread_id"], "agent", input=_ask(f"send an email to {recipient} saying 'hello'")
+    )
+    state = await client.threads.get_state(thread["thread_id"])
+    interrupts = state["interrupts"]
+    assert [i["value"]["tool"] for i in interrupts] == ["send_email"]
+    outbox = data_dir / "outbox.jsonl"
+    sent_before = outbox.read_text() if outbox.exists() else ""
+    assert recipient not in sent_before, "nothing is sent before approval"
+
+    result = await client.runs.wait(
+        thread["thread_id"], "agent",
+        command={"resume": {interrupts[0]["id"]: {"approved": approve, "reason": "not today"}}},
+    )
+    tool_result = next(m for m in result["messages"] if m["type"] == "tool")
+    sent = [json.loads(line)["to"] for line in outbox.read_text().splitlines()] if outbox.exists() else []
+    if approve:
+        assert tool_result["status"] == "success"
+        assert sent.count(recipient) == 1
+    else:
+        assert tool_result["status"] == "error" and "rejected" in tool_result["content"]
+        assert recipient not in sent
+    assert (await client.threads.get_state(thread["thread_id"]))["interrupts"] == []
