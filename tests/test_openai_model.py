@@ -13,17 +13,16 @@ from pathlib import Path
 
 import openai
 import pytest
+from bulwark.graphs.agent import build_agent
 from bulwark.models.factory import make_chat_model
+from bulwark.tools import builtin
 from bulwark.settings import load_settings
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from openai_server import Reply, ScriptedOpenAIServer, ToolCall
 
 
-@tool
-def calculator(expression: str) -> str:
-    """Evaluate an arithmetic expression such as '2 + 2'."""
-    return str(eval(expression, {"__builtins__": {}}))  # test-only tool
+calculator = tool(builtin.calculator, parse_docstring=True)
 
 
 def openai_model(server: ScriptedOpenAIServer, tmp_path: Path, **overrides: object):
@@ -200,3 +199,28 @@ def test_reply_slower_than_timeout_raises_timeout_error(tmp_path: Path) -> None:
 
     assert len(server.requests) == 3  # the first attempt plus max_retries=2
     assert elapsed < 5.0
+
+
+async def test_agent_graph_runs_on_the_openai_path(tmp_path: Path) -> None:
+    """The whole agent on ``openai:``: tool call, tool run, streamed final answer."""
+    answer = "17 times 23 is 391."
+    with ScriptedOpenAIServer(
+        [Reply(tool_calls=[ToolCall("calculator", {"expression": "17*23"}, id="call_1")]), Reply(content=answer)]
+    ) as server:
+        settings = load_settings(
+            model="openai:gpt-test", openai_base_url=server.base_url, data_dir=tmp_path
+        )
+        graph = build_agent(settings)
+        tokens = [
+            chunk.text
+            async for chunk, meta in graph.astream(
+                {"messages": [{"role": "user", "content": "what is 17*23"}]}, stream_mode="messages"
+            )
+            if meta["langgraph_node"] == "agent" and chunk.text
+        ]
+    assert "".join(tokens) == answer and len(tokens) > 1
+    second = server.requests[1]
+    assert second["model"] == "gpt-test"
+    tool_result = next(m for m in second["messages"] if m["role"] == "tool")
+    assert (tool_result["tool_call_id"], tool_result["content"]) == ("call_1", "391")
+    assert second["messages"][0]["role"] == "system"
