@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         description="Tools that pause the run for human approval before they run.",
     )
     host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
-    port: int = Field(default=2024, ge=1, le=65535, description="`bulwark serve` port.")
+    port: int = Field(default=8024, ge=1, le=65535, description="`bulwark serve` port.")
 
     @field_validator("model", "fast_model")
     @classmethod

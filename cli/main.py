@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import os
 import re
+import socket
 import sys
 import uuid
 from collections.abc import Sequence
@@ -89,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the agent on the LangGraph server")
     serve.add_argument("--host", help="bind address (default: BULWARK_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: BULWARK_PORT or 2024)")
+    serve.add_argument("--port", type=int, help="port (default: BULWARK_PORT or 8024)")
 
     commands.add_parser("graph", help="print the agent graph as Mermaid")
     return parser
@@ -236,6 +237,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    # The LangGraph server would silently move to a random port; clients need this one.
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): "
+                "choose another port with --port or BULWARK_PORT"
+            ) from None
     print(f"Serving the Bulwark agent (model {settings.model}) on http://{host}:{port}")
     print(f"  try: curl -s http://{host}:{port}/ok   ·   Python: langgraph_sdk.get_client(url=...)")
     run_server(
