@@ -78,9 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="talk to the agent interactively")
     identity(chat)
 
-    resume = commands.add_parser("resume", help="approve or reject a paused tool call")
+    resume = commands.add_parser(
+        "resume", help="approve or reject a paused tool call, or finish a run cut short"
+    )
     resume.add_argument("--thread", type=_thread_id, required=True, help="the paused thread")
-    decision = resume.add_mutually_exclusive_group(required=True)
+    decision = resume.add_mutually_exclusive_group()
     decision.add_argument("--approve", action="store_true", help="let the tool call run")
     decision.add_argument("--reject", action="store_true", help="refuse the tool call")
     resume.add_argument("--reason", default="", help="reason given to the model on reject")
@@ -160,11 +162,15 @@ async def _ask(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError('the question is empty: try bulwark ask "what is 17*23"')
     thread = args.thread or str(uuid.uuid4())
     async with open_agent(settings) as agent:
-        if (await agent.aget_state(_config(thread))).interrupts:
+        snapshot = await agent.aget_state(_config(thread))
+        if snapshot.interrupts:
             raise UsageError(
                 f"thread {thread!r} is waiting for approval: "
                 f"run bulwark resume --thread {thread} --approve (or --reject) first"
             )
+        if snapshot.next:
+            print(f"(finishing the run that was cut short on thread {thread})", file=sys.stderr)
+            await agent.ainvoke(None, _config(thread), context=_context(args))
         payload = {"messages": [{"role": "user", "content": question}]}
         await _run(agent, payload, thread, _context(args), stream=args.stream)
     if not args.thread:
@@ -182,9 +188,19 @@ async def _resume(settings: Settings, args: argparse.Namespace) -> int:
             raise UsageError(
                 f"unknown thread {args.thread!r} in {settings.resolved_checkpointer_url}"
             )
-        pending = (await agent.aget_state(_config(args.thread))).interrupts
+        snapshot = await agent.aget_state(_config(args.thread))
+        pending = snapshot.interrupts
+        decided = args.approve or args.reject
         if not pending:
-            raise UsageError(f"thread {args.thread!r} has no tool call waiting for approval")
+            if decided or not snapshot.next:
+                raise UsageError(f"thread {args.thread!r} has no tool call waiting for approval")
+            # No approval pending but work left: a run was cut short (crash, kill); finish it.
+            await _run(agent, None, args.thread, _context(args), stream=False)
+            return 0
+        if not decided:
+            raise UsageError(
+                f"thread {args.thread!r} is waiting for approval: add --approve or --reject"
+            )
         ids = [item.id for item in pending]
         if args.interrupt_id is not None:
             if args.interrupt_id not in ids:

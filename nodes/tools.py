@@ -2,7 +2,9 @@
 
 Calls to tools that need approval pause on ``interrupt`` first. Because every call is a
 separate task, several approvals in one turn all surface at once and each resumes on its
-own (by interrupt id). Every outcome, including a rejection, an unknown tool or an
+own (by interrupt id). Each execution carries an idempotency key (thread and tool call
+id, see :mod:`bulwark.tools.idempotency`) so side effects survive a crash-resume once.
+Every outcome, including a rejection, an unknown tool or an
 exception, becomes a ``ToolMessage`` so the model can react and the thread never holds a
 tool call without a result.
 """
@@ -13,11 +15,14 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import merge_configs
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import ValidationError
 from langgraph.types import interrupt
 
 from bulwark.graphs.state import ToolTask
+from bulwark.tools.idempotency import CONFIG_KEY, make_key
 
 
 def is_approved(decision: Any) -> tuple[bool, str]:
@@ -37,7 +42,7 @@ class RunTool:
         self.tools = {tool.name: tool for tool in tools}
         self.approval = frozenset(approval)
 
-    def __call__(self, task: ToolTask) -> dict:
+    def __call__(self, task: ToolTask, config: RunnableConfig) -> dict:
         call = task["call"]
         name, call_id = call["name"], call["id"]
 
@@ -53,8 +58,10 @@ class RunTool:
             )
             if not approved:
                 return error(f"rejected by reviewer{': ' + reason if reason else ''}")
+        thread_id = (config.get("configurable") or {}).get("thread_id")
+        key = {"configurable": {CONFIG_KEY: make_key(thread_id, call_id)}}
         try:
-            result = tool.invoke(call)
+            result = tool.invoke(call, config=merge_configs(config, key))
         except ToolException as exc:
             return error(str(exc))
         except ValidationError as exc:

@@ -134,3 +134,36 @@ def test_sync_invoke_works_too(settings: Settings) -> None:
     graph = build_agent(settings, checkpointer=InMemorySaver())
     result = graph.invoke(_ask("what is 6*7"), _config("sync"))
     assert "42" in result["messages"][-1].text
+
+
+async def test_dangling_tool_call_is_repaired_on_the_next_turn(agent: CompiledStateGraph) -> None:
+    config = _config("dangling")
+    await agent.ainvoke(_ask("hello"), config)
+    orphan = AIMessage("", tool_calls=[{"name": "calculator", "args": {"expression": "1+1"}, "id": "lost"}])
+    await agent.aupdate_state(config, {"messages": [orphan]}, as_node="audit")
+
+    result = await agent.ainvoke(_ask("what is 2+3"), config)
+    messages = result["messages"]
+    position = next(i for i, m in enumerate(messages) if getattr(m, "tool_call_id", None) == "lost")
+    assert messages[position - 1].id == orphan.id, "the repair sits right after its call"
+    assert messages[position].status == "error"
+    assert "5" in messages[-1].text
+    assert len({m.id for m in messages}) == len(messages)
+
+
+async def test_side_effects_carry_a_stable_idempotency_key(settings: Settings) -> None:
+    call = {"name": "send_email", "args": {"to": "a@example.com", "subject": "s", "body": "b"}, "id": "c1"}
+    model = ScriptedModel(responses=[AIMessage("", tool_calls=[call]), AIMessage("sent"), AIMessage("again")])
+    async with open_agent(settings, models={"offline": model}) as graph:
+        first = await graph.ainvoke(_ask("mail"), _config("idem"))
+        resume = Command(resume={first["__interrupt__"][0].id: True})
+        await graph.ainvoke(resume, _config("idem"))
+        # Replaying the tools step (as after a crash) must not send the email again.
+        history = [s async for s in graph.aget_state_history(_config("idem"))]
+        before_tools = next(s for s in history if s.next == ("tools",))
+        replay = await graph.ainvoke(resume, before_tools.config)
+    replayed = next(m for m in replay["messages"] if isinstance(m, ToolMessage))
+    assert "already queued" in replayed.content, "the tool ran again, and its key stopped a resend"
+    lines = (settings.data_dir / "outbox.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["key"] == "idem:c1"

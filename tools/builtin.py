@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
 from bulwark.tools.calculator import CalculatorError, evaluate
+from bulwark.tools.idempotency import append_once, idempotency_key
 
 Clock = Callable[[], datetime]
 
@@ -54,7 +55,7 @@ def builtin_tools(*, outbox: Path, clock: Clock = _utc_now) -> list[BaseTool]:
             ) from None
         return clock().astimezone(zone).isoformat(timespec="seconds")
 
-    def send_email(to: str, subject: str, body: str) -> str:
+    def send_email(to: str, subject: str, body: str, config: RunnableConfig) -> str:
         """Send an email message to a recipient address. Needs human approval.
 
         Args:
@@ -64,11 +65,10 @@ def builtin_tools(*, outbox: Path, clock: Clock = _utc_now) -> list[BaseTool]:
         """
         if "@" not in to:
             raise ToolException(f"invalid recipient {to!r}: expected an email address")
-        outbox.parent.mkdir(parents=True, exist_ok=True)
         record = {"to": to, "subject": subject, "body": body, "sent_at": clock().isoformat()}
-        with outbox.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        return f"email to {to} queued in the outbox"
+        if append_once(outbox, idempotency_key(config), record):
+            return f"email to {to} queued in the outbox"
+        return f"email to {to} was already queued by this call (not sent twice)"
 
     return [
         StructuredTool.from_function(func, handle_tool_error=False, parse_docstring=True)
