@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Interrupt
 
-from bulwark.graphs.agent import build_agent, open_agent
+from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.persistence.checkpoints import PersistenceError
 from bulwark.settings import ConfigError, Settings, load_settings
@@ -168,7 +168,7 @@ async def _ask(settings: Settings, args: argparse.Namespace) -> int:
                 f"thread {thread!r} is waiting for approval: "
                 f"run bulwark resume --thread {thread} --approve (or --reject) first"
             )
-        if snapshot.next:
+        if cut_short(snapshot):
             print(f"(finishing the run that was cut short on thread {thread})", file=sys.stderr)
             await agent.ainvoke(None, _config(thread), context=_context(args))
         payload = {"messages": [{"role": "user", "content": question}]}
@@ -192,7 +192,7 @@ async def _resume(settings: Settings, args: argparse.Namespace) -> int:
         pending = snapshot.interrupts
         decided = args.approve or args.reject
         if not pending:
-            if decided or not snapshot.next:
+            if decided or not cut_short(snapshot):
                 raise UsageError(f"thread {args.thread!r} has no tool call waiting for approval")
             # No approval pending but work left: a run was cut short (crash, kill); finish it.
             await _run(agent, None, args.thread, _context(args), stream=False)

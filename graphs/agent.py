@@ -23,7 +23,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
-from langgraph.types import Send
+from langgraph.types import Send, StateSnapshot
 
 from bulwark.graphs.state import AgentState, RunContext
 from bulwark.models.factory import make_chat_model
@@ -40,6 +40,15 @@ from bulwark.persistence.audit import AuditLog
 from bulwark.persistence.checkpoints import open_checkpointer, open_store
 from bulwark.settings import Settings
 from bulwark.tools.builtin import builtin_tools
+
+
+def cut_short(snapshot: StateSnapshot) -> bool:
+    """Whether the thread's last run stopped before the end without waiting for approval.
+
+    ``snapshot.next`` is not enough: it leaves out tasks that finished before a crash
+    but whose step was never checkpointed; ``snapshot.tasks`` still lists them.
+    """
+    return bool(snapshot.tasks) and not snapshot.interrupts
 
 
 def _after_input(state: AgentState) -> str:
