@@ -264,11 +264,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             ) from None
     print(f"Serving the Bulwark agent (model {settings.model}) on http://{host}:{port}")
     print(f"  try: curl -s http://{host}:{port}/ok   ·   Python: langgraph_sdk.get_client(url=...)")
+    module = Path(platform.__file__)
     run_server(
         host,
         port,
         False,
-        {"agent": f"{Path(platform.__file__)}:graph"},
+        {"agent": f"{module}:graph"},
+        checkpointer={"path": f"{module}:checkpointer"},
         open_browser=False,
         env=dict(OFFLINE_ENV),
         server_level="WARNING",

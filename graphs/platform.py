@@ -1,10 +1,23 @@
 """The agent as the LangGraph server loads it (``langgraph.json``, ``bulwark serve``).
 
-The server brings its own checkpointer and store, so the graph is compiled without them.
+The graph is compiled without a checkpointer: the server attaches the one
+:func:`checkpointer` opens, the same ``BULWARK_CHECKPOINTER_URL`` the CLI and the Python
+API use, so a thread started through the server can be continued with ``bulwark ask``.
 Settings come from the environment and ``.env`` when the server imports this module.
 """
 
+from contextlib import AbstractAsyncContextManager
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from bulwark.graphs.agent import build_agent_graph
+from bulwark.persistence.checkpoints import open_checkpointer
 from bulwark.settings import load_settings
 
-graph = build_agent_graph(load_settings()).compile(name="bulwark-agent")
+settings = load_settings()
+graph = build_agent_graph(settings).compile(name="bulwark-agent")
+
+
+def checkpointer() -> AbstractAsyncContextManager[BaseCheckpointSaver]:
+    """The server's checkpointer (``checkpointer.path`` in langgraph.json)."""
+    return open_checkpointer(settings.resolved_checkpointer_url)

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from langgraph_sdk import get_client
 
+from bulwark.persistence.checkpoints import open_checkpointer
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
@@ -150,3 +152,24 @@ async def test_interrupt_then_resume(server: tuple[str, Path], approve: bool) ->
         assert tool_result["status"] == "error" and "rejected" in tool_result["content"]
         assert recipient not in sent
     assert (await client.threads.get_state(thread["thread_id"]))["interrupts"] == []
+
+
+async def test_runs_land_in_the_bulwark_checkpointer(server: tuple[str, Path]) -> None:
+    url, data_dir = server
+    client = get_client(url=url)
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "agent", input=_ask("my name is Grace"))
+
+    async with open_checkpointer(f"sqlite:///{data_dir / 'checkpoints.db'}") as saver:
+        saved = await saver.aget_tuple({"configurable": {"thread_id": thread["thread_id"]}})
+    assert saved is not None, "the server's run was not checkpointed by Bulwark's checkpointer"
+    assert saved.checkpoint["channel_values"]["messages"][0].content == "my name is Grace"
+
+    # The same thread continues from the CLI, in another process.
+    result = subprocess.run(
+        [str(BIN / "bulwark"), "ask", "what is my name?", "--thread", thread["thread_id"]],
+        cwd=data_dir.parent, env={**os.environ, "BULWARK_DATA_DIR": str(data_dir)},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Grace" in result.stdout
