@@ -1,0 +1,272 @@
+"""The embedded SQLite checkpointer, with the extended capabilities upstream leaves out.
+
+``langgraph.checkpoint.sqlite.aio.AsyncSqliteSaver`` implements the base checkpointer
+contract (put, put_writes, get_tuple, list, delete_thread) but not the optional extensions
+``delete_for_runs``, ``copy_thread`` and ``prune``: calling them raises NotImplementedError,
+and LangGraph's conformance suite reports them as not implemented. Bulwark needs ``prune``
+to apply its retention policy (drop old checkpoints, keep the latest state) and
+``copy_thread`` to fork a conversation into a new thread. ``AsyncSqliteCheckpointer`` adds
+the three, async and sync, as plain SQL on the saver's own ``checkpoints`` and ``writes``
+tables, each one in a single transaction. Nothing else changes: same tables, same
+constructor, same ``from_conn_string``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+__all__ = ["PRUNE_STRATEGIES", "AsyncSqliteCheckpointer"]
+
+_T = TypeVar("_T")
+
+#: Accepted ``strategy`` values for :meth:`AsyncSqliteCheckpointer.aprune`. ``"delete"`` is
+#: the name in ``BaseCheckpointSaver``'s docstring, ``"delete_all"`` the one LangGraph's
+#: server and gRPC layer send; both remove every checkpoint of the thread.
+PRUNE_STRATEGIES = frozenset({"keep_latest", "delete", "delete_all"})
+
+# Metadata key in which the Pregel loop counts, per DeltaChannel, the supersteps since that
+# channel last stored a snapshot in ``channel_values`` (see ``aprune``).
+_DELTA_COUNTERS_KEY = "counters_since_delta_snapshot"
+
+# Parameters are passed as one JSON array and expanded with json_each(), so the statements
+# stay the same whatever the number of ids (no placeholder lists, no variable limit).
+_IN_THREADS = "thread_id IN (SELECT value FROM json_each(?))"
+_RUN_ID_IN = (
+    "json_extract(CAST(metadata AS TEXT), '$.run_id') IN (SELECT value FROM json_each(?))"
+)
+# The set of (thread_id, checkpoint_ns, checkpoint_id) rows that keep_latest keeps.
+_KEPT_ROWS = (
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]') FROM json_each(?)"
+)
+
+
+def _id_list(ids: Iterable[Any], what: str) -> list[str]:
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of ids, not a single {type(ids).__name__}")
+    return [str(i) for i in ids]
+
+
+class AsyncSqliteCheckpointer(AsyncSqliteSaver):
+    """``AsyncSqliteSaver`` plus ``delete_for_runs``, ``copy_thread`` and ``prune``.
+
+    Construct it like the upstream saver: ``AsyncSqliteCheckpointer(conn)`` with an
+    ``aiosqlite`` connection, or ``async with AsyncSqliteCheckpointer.from_conn_string(path)``
+    (the inherited classmethod builds ``cls``, so it yields this class). As upstream, the
+    sync methods are only for other threads: they run the async method on the saver's event
+    loop and wait, and raise ``asyncio.InvalidStateError`` when called on that loop's thread.
+    """
+
+    # -- async API -------------------------------------------------------------------------
+
+    async def adelete_for_runs(self, run_ids: Iterable[str]) -> None:
+        """Delete every checkpoint whose metadata ``run_id`` is one of ``run_ids``.
+
+        All threads and namespaces are searched; the pending writes stored against a deleted
+        checkpoint go with it. Checkpoints of other runs are untouched, including writes a
+        deleted run may have left on the checkpoint it started from (writes carry no run id).
+        Unknown run ids and an empty list are no-ops.
+        """
+        ids = _id_list(run_ids, "run_ids")
+        if not ids:
+            return
+        param = json.dumps(ids)
+        async with self._transaction() as cur:
+            await cur.execute(
+                "DELETE FROM writes WHERE (thread_id, checkpoint_ns, checkpoint_id) IN "
+                "(SELECT thread_id, checkpoint_ns, checkpoint_id FROM checkpoints "
+                f"WHERE {_RUN_ID_IN})",
+                (param,),
+            )
+            await cur.execute(f"DELETE FROM checkpoints WHERE {_RUN_ID_IN}", (param,))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and pending write of one thread to another.
+
+        All namespaces and the whole history are copied, with the same checkpoint ids,
+        parent links, checkpoint blobs and metadata, so the target lists the same
+        checkpoints in the same order and is independent of the source from then on. A
+        ``thread_id`` key in the metadata, if any, is rewritten to the target. Rows the
+        target already has under the same namespace and checkpoint id are replaced, others
+        are kept. A source without checkpoints, or ``source == target``, is a no-op.
+        """
+        source, target = str(source_thread_id), str(target_thread_id)
+        if source == target:
+            return
+        task_path = "task_path, " if self._has_task_path else ""
+        async with self._transaction() as cur:
+            await cur.execute(
+                "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+                "parent_checkpoint_id, type, checkpoint, metadata) "
+                "SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
+                "CASE WHEN json_type(CAST(metadata AS TEXT), '$.thread_id') IS NULL THEN metadata "
+                "ELSE CAST(json_set(CAST(metadata AS TEXT), '$.thread_id', ?) AS BLOB) END "
+                "FROM checkpoints WHERE thread_id = ?",
+                (target, target, source),
+            )
+            await cur.execute(
+                "INSERT OR REPLACE INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
+                f"{task_path}idx, channel, type, value) "
+                f"SELECT ?, checkpoint_ns, checkpoint_id, task_id, {task_path}idx, channel, type, "
+                "value FROM writes WHERE thread_id = ?",
+                (target, source),
+            )
+
+    async def aprune(self, thread_ids: Iterable[str], *, strategy: str = "keep_latest") -> None:
+        """Prune the checkpoints of ``thread_ids``; other threads are untouched.
+
+        ``strategy="keep_latest"`` keeps, in each namespace of each thread, only the latest
+        checkpoint (highest checkpoint id, the one ``get_tuple`` returns) and its pending
+        writes. ``"delete"`` (alias ``"delete_all"``) removes every checkpoint and write of
+        the threads. Unknown threads and an empty list are no-ops.
+
+        ``keep_latest`` is DeltaChannel-aware, as ``BaseCheckpointSaver.prune`` requires: a
+        ``DeltaChannel`` stores a value only every so many steps and is rebuilt by replaying
+        the writes of the ancestors back to that snapshot. When the latest checkpoint's
+        metadata counts supersteps since a snapshot for a channel that has a version but no
+        stored value, its ancestors (and their writes) are kept back to the nearest one that
+        stores a value for every such channel -- the same walk
+        ``get_delta_channel_history`` does. Graphs without DeltaChannel keep one checkpoint.
+
+        Raises:
+            ValueError: ``strategy`` is not one of :data:`PRUNE_STRATEGIES`.
+        """
+        if strategy not in PRUNE_STRATEGIES:
+            raise ValueError(
+                f"unknown prune strategy {strategy!r}: use one of {sorted(PRUNE_STRATEGIES)}"
+            )
+        threads = json.dumps(_id_list(thread_ids, "thread_ids"))
+        if threads == "[]":
+            return
+        async with self._transaction() as cur:
+            if strategy != "keep_latest":
+                await cur.execute(f"DELETE FROM writes WHERE {_IN_THREADS}", (threads,))
+                await cur.execute(f"DELETE FROM checkpoints WHERE {_IN_THREADS}", (threads,))
+                return
+            await cur.execute(
+                "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.metadata "
+                "FROM checkpoints c JOIN (SELECT thread_id, checkpoint_ns, "
+                "MAX(checkpoint_id) AS checkpoint_id FROM checkpoints "
+                f"WHERE {_IN_THREADS} GROUP BY thread_id, checkpoint_ns) latest "
+                "USING (thread_id, checkpoint_ns, checkpoint_id)",
+                (threads,),
+            )
+            kept: list[tuple[str, str, str]] = []
+            for thread_id, ns, checkpoint_id, metadata in await cur.fetchall():
+                kept.append((thread_id, ns, checkpoint_id))
+                counters = (json.loads(metadata) if metadata else {}).get(_DELTA_COUNTERS_KEY)
+                if counters:
+                    kept += await self._delta_ancestors(cur, thread_id, ns, checkpoint_id, counters)
+            keep = json.dumps(kept)
+            for table in ("writes", "checkpoints"):
+                await cur.execute(
+                    f"DELETE FROM {table} WHERE {_IN_THREADS} AND "
+                    f"(thread_id, checkpoint_ns, checkpoint_id) NOT IN ({_KEPT_ROWS})",
+                    (threads, keep),
+                )
+
+    # -- sync API: for threads other than the saver's event loop -------------------------------
+
+    def delete_for_runs(self, run_ids: Iterable[str]) -> None:
+        """Sync form of :meth:`adelete_for_runs`; call it from a thread other than the loop's."""
+        self._run_sync(lambda: self.adelete_for_runs(run_ids), "adelete_for_runs")
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync form of :meth:`acopy_thread`; call it from a thread other than the loop's."""
+        self._run_sync(
+            lambda: self.acopy_thread(source_thread_id, target_thread_id), "acopy_thread"
+        )
+
+    def prune(self, thread_ids: Iterable[str], *, strategy: str = "keep_latest") -> None:
+        """Sync form of :meth:`aprune`; call it from a thread other than the loop's."""
+        self._run_sync(lambda: self.aprune(thread_ids, strategy=strategy), "aprune")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _run_sync(self, make_coro: Callable[[], Coroutine[Any, Any, _T]], async_name: str) -> _T:
+        """Run ``make_coro()`` on the saver's loop and wait, as upstream's sync methods do."""
+        try:
+            if asyncio.get_running_loop() is self.loop:
+                raise asyncio.InvalidStateError(
+                    "Synchronous calls to AsyncSqliteCheckpointer are only allowed from a "
+                    f"different thread. From the main thread, use `await checkpointer."
+                    f"{async_name}(...)`."
+                )
+        except RuntimeError:  # no running loop in this thread: blocking is fine
+            pass
+        return asyncio.run_coroutine_threadsafe(make_coro(), self.loop).result()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """One write transaction under the saver's lock: commit on success, else roll back.
+
+        ``BEGIN IMMEDIATE`` takes the write lock up front, so what a statement reads cannot
+        change before the statements after it write.
+        """
+        await self.setup()
+        async with self.lock, self.conn.cursor() as cur:
+            if not self.conn.in_transaction:
+                await cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+
+    async def _delta_ancestors(
+        self,
+        cur: Any,
+        thread_id: str,
+        checkpoint_ns: str,
+        checkpoint_id: str,
+        counters: dict[str, Any],
+    ) -> list[tuple[str, str, str]]:
+        """Ancestors of a kept checkpoint that DeltaChannel replay still needs.
+
+        Mirrors ``get_delta_channel_history``: the channels to rebuild are those with a
+        version but no stored value in the checkpoint; walking the parent chain, each
+        ancestor is needed until every such channel has been found stored in one (that
+        ancestor included, since replay starts from its value and its writes).
+        """
+        head = await self._load_checkpoint(cur, thread_id, checkpoint_ns, checkpoint_id)
+        if head is None:
+            return []
+        parent_id, checkpoint = head
+        pending = {
+            ch
+            for ch in counters
+            if ch in checkpoint.get("channel_versions", {})
+            and ch not in checkpoint.get("channel_values", {})
+        }
+        needed: list[tuple[str, str, str]] = []
+        seen = {checkpoint_id}
+        while pending and parent_id and parent_id not in seen:
+            row = await self._load_checkpoint(cur, thread_id, checkpoint_ns, parent_id)
+            if row is None:  # broken chain: nothing further back to keep
+                break
+            seen.add(parent_id)
+            needed.append((thread_id, checkpoint_ns, parent_id))
+            pending -= set(row[1].get("channel_values", {}))
+            parent_id = row[0]
+        return needed
+
+    async def _load_checkpoint(
+        self, cur: Any, thread_id: str, checkpoint_ns: str, checkpoint_id: str
+    ) -> tuple[str | None, dict[str, Any]] | None:
+        await cur.execute(
+            "SELECT parent_checkpoint_id, type, checkpoint FROM checkpoints "
+            "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+            (thread_id, checkpoint_ns, checkpoint_id),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        parent_id, type_, blob = row
+        return parent_id, self.serde.loads_typed((type_, blob))
