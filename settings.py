@@ -75,10 +75,13 @@ class Settings(BaseSettings):
     @field_validator("checkpointer_url")
     @classmethod
     def _checkpointer_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sqlite:///", "memory://")):
+        if value is not None and not value.startswith(
+            ("sqlite:///", "memory://", "redis://", "rediss://")
+        ):
+            shown = re.sub(r"//[^/?#]*@", "//***@", value)  # never echo a password
             raise ValueError(
-                f"unsupported checkpointer URL {value!r}: use sqlite:///path/to/file.db "
-                "or memory://"
+                f"unsupported checkpointer URL {shown!r}: use sqlite:///path/to/file.db, "
+                "redis[s]://[:password@]host[:port][/db][?ttl=SECONDS] or memory://"
             )
         return value
 
