@@ -1,4 +1,4 @@
-"""The ``bulwark`` command line: ask, chat, resume, serve, graph.
+"""The ``bulwark`` command line: ask, chat, resume, serve, graph, threads.
 
 Every command validates its input and configuration first; an error prints one line
 (``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
@@ -24,7 +24,7 @@ from langgraph.types import Command, Interrupt
 
 from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
-from bulwark.persistence.checkpoints import PersistenceError
+from bulwark.persistence.checkpoints import PersistenceError, open_checkpointer
 from bulwark.settings import ConfigError, Settings, load_settings
 
 THREAD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -95,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: BULWARK_PORT or 8024)")
 
     commands.add_parser("graph", help="print the agent graph as Mermaid")
+
+    threads = commands.add_parser("threads", help="retention: prune or delete threads")
+    actions = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("prune", "keep only the latest checkpoint of each thread"),
+        ("delete", "delete threads with all their checkpoints"),
+    ):
+        action = actions.add_parser(name, help=text)
+        which = action.add_mutually_exclusive_group(required=True)
+        which.add_argument("--thread", type=_thread_id, action="append", help="thread id (repeatable)")
+        which.add_argument("--all", action="store_true", help="every thread in the checkpointer")
     return parser
 
 
@@ -283,7 +294,37 @@ def _graph(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ask": _ask, "chat": _chat, "resume": _resume, "serve": _serve, "graph": _graph}
+async def _threads(settings: Settings, args: argparse.Namespace) -> int:
+    url = settings.resolved_checkpointer_url
+    async with open_checkpointer(url) as saver:
+        if args.all:
+            ids = list(dict.fromkeys([c.config["configurable"]["thread_id"] async for c in saver.alist(None)]))
+        else:
+            ids = list(dict.fromkeys(args.thread))
+            for thread in ids:
+                if await saver.aget_tuple(_config(thread)) is None:
+                    raise UsageError(f"unknown thread {thread!r} in {url}")
+        try:
+            if args.action == "prune":
+                await saver.aprune(ids, strategy="keep_latest")
+            else:
+                for thread in ids:
+                    await saver.adelete_thread(thread)
+        except NotImplementedError:
+            raise UsageError(f"the checkpointer at {url} cannot {args.action} threads") from None
+    verb = "pruned to their latest checkpoint" if args.action == "prune" else "deleted"
+    print(f"{len(ids)} thread(s) {verb}")
+    return 0
+
+
+COMMANDS = {
+    "ask": _ask,
+    "chat": _chat,
+    "resume": _resume,
+    "serve": _serve,
+    "graph": _graph,
+    "threads": _threads,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,13 +17,11 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
+from scripted_model import RuleModel
 
 from bulwark.graphs.agent import build_agent, cut_short
 from bulwark.persistence.checkpoints import open_checkpointer
@@ -35,25 +33,15 @@ STEPS = [step for round_ in ROUNDS for step in round_]
 _ROUND_STARTS = [sum(len(r) for r in ROUNDS[:i]) for i in range(len(ROUNDS))]  # results before each round
 
 
-class PlannedModel(BaseChatModel):
-    """Deterministic: the next round of calls follows from the results so far."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "planned"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> PlannedModel:
-        return self
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
-        start = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
-        done = sum(isinstance(m, ToolMessage) for m in messages[start:])
-        reply = AIMessage("done")
-        for planned, round_ in zip(_ROUND_STARTS, ROUNDS, strict=True):
-            if done == planned:
-                calls = [{"name": "record_effect", "args": {"step": s}, "id": f"step-{s}"} for s in round_]
-                reply = AIMessage("", tool_calls=calls)
-        return ChatResult(generations=[ChatGeneration(message=reply)])
+def plan(messages: list[BaseMessage]) -> AIMessage:
+    """The next round of calls, from the results so far; "done" after the last round."""
+    start = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    done = sum(isinstance(m, ToolMessage) for m in messages[start:])
+    for planned, round_ in zip(_ROUND_STARTS, ROUNDS, strict=True):
+        if done == planned:
+            calls = [{"name": "record_effect", "args": {"step": s}, "id": f"step-{s}"} for s in round_]
+            return AIMessage("", tool_calls=calls)
+    return AIMessage("done")
 
 
 def make_tool(ledger: Path):
@@ -81,7 +69,7 @@ async def work(url: str, ledger: Path, data_dir: Path, threads: list[str]) -> No
     settings = load_settings(data_dir=data_dir)
     async with open_checkpointer(url) as checkpointer:
         graph = build_agent(
-            settings, checkpointer=checkpointer, models={"offline": PlannedModel()}, tools=[make_tool(ledger)]
+            settings, checkpointer=checkpointer, models={"offline": RuleModel(reply=plan)}, tools=[make_tool(ledger)]
         )
         print("ready", flush=True)
         for thread in threads:

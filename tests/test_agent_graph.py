@@ -6,23 +6,16 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from scripted_model import ScriptedModel
 
 from bulwark.graphs.agent import build_agent, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.persistence.audit import AuditLog, sha256
 from bulwark.settings import Settings
-
-
-class ScriptedModel(FakeMessagesListChatModel):
-    """Replies from a script; stands in for an LLM whose output the test needs to fix."""
-
-    def bind_tools(self, tools, **kwargs):  # noqa: ANN001, ANN201 - the script ignores tools
-        return self
 
 
 def _config(thread: str) -> dict:

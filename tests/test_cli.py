@@ -121,3 +121,23 @@ def test_bad_input_leaves_existing_thread_intact(tmp_path: Path) -> None:
     assert run("ask", "hi", "--thread", "keep", cwd=tmp_path, env={"BULWARK_MODEL": "x"}).returncode == 2
     after = run("ask", "what is my name?", "--thread", "keep", cwd=tmp_path)
     assert "Ada" in after.stdout
+
+
+def test_threads_prune_and_delete(tmp_path: Path) -> None:
+    for question in ("my name is Ada", "what is 2+2", "what is my name?"):
+        assert run("ask", question, "--thread", "long", cwd=tmp_path).returncode == 0
+    assert run("ask", "hello", "--thread", "other", cwd=tmp_path).returncode == 0
+
+    pruned = run("threads", "prune", "--thread", "long", cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "1 thread(s) pruned" in pruned.stdout
+    after = run("ask", "what is my name?", "--thread", "long", cwd=tmp_path)
+    assert "Ada" in after.stdout, "pruning keeps the latest state"
+
+    assert run("threads", "delete", "--thread", "long", cwd=tmp_path).returncode == 0
+    gone = run("resume", "--thread", "long", cwd=tmp_path)
+    assert gone.returncode == 2 and "unknown thread 'long'" in gone.stderr
+    unknown = run("threads", "delete", "--thread", "long", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown thread" in unknown.stderr
+    everything = run("threads", "prune", "--all", cwd=tmp_path)
+    assert everything.returncode == 0 and "1 thread(s)" in everything.stdout
