@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     )
     checkpointer_url: str | None = Field(
         default=None,
-        description="Checkpoint store; default `sqlite:///<data_dir>/checkpoints.db`.",
+        description="Checkpoint store: `sqlite:///path`, `redis[s]://host:port/db[?ttl=S]` or "
+        "`memory://`; default `sqlite:///<data_dir>/checkpoints.db`.",
     )
     max_input_chars: int = Field(default=8000, gt=0, description="Longest accepted request.")
     history_tokens: int = Field(

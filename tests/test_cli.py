@@ -141,3 +141,23 @@ def test_threads_prune_and_delete(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "unknown thread" in unknown.stderr
     everything = run("threads", "prune", "--all", cwd=tmp_path)
     assert everything.returncode == 0 and "1 thread(s)" in everything.stdout
+
+
+def test_thread_continues_on_redis_from_another_process(tmp_path: Path, redis_url: str) -> None:
+    env = {"BULWARK_CHECKPOINTER_URL": redis_url}
+    assert run("ask", "my name is Ada", "--thread", "r1", cwd=tmp_path, env=env).returncode == 0
+    second = run("ask", "what is my name?", "--thread", "r1", cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "Ada" in second.stdout
+    assert not (tmp_path / ".bulwark" / "checkpoints.db").exists(), "the thread lives in Redis"
+
+
+def test_unreachable_redis_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"BULWARK_CHECKPOINTER_URL": f"redis://:secret@127.0.0.1:{port}/0"}
+    result = run("ask", "hi", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port}" in result.stderr and "secret" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
