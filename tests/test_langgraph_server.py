@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,13 +47,12 @@ def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90
     pytest.fail(f"server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module", params=["langgraph dev", "bulwark serve"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A running server on a free port; yields its URL and the agent's data directory."""
+@contextmanager
+def _running(launcher: str, work: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
+    """Start the server with ``launcher`` on a free port; yield its URL and data directory."""
     port = _free_port()
-    work = tmp_path_factory.mktemp("server")
     data_dir = work / "data"
-    if request.param == "langgraph dev":
+    if launcher == "langgraph dev":
         command = [str(BIN / "langgraph"), "dev", "--config", str(REPO / "langgraph.json"),
                    "--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"]
         cwd = REPO
@@ -65,6 +65,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         "LANGGRAPH_CLI_NO_ANALYTICS": "1",
         "LANGGRAPH_NO_VERSION_CHECK": "true",
         "LANGSMITH_TRACING": "false",
+        **env_extra,
     }
     log = work / "server.log"
     with log.open("w") as out:
@@ -79,6 +80,13 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module", params=["langgraph dev", "bulwark serve"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A running server on a free port, on the embedded defaults."""
+    with _running(request.param, tmp_path_factory.mktemp("server")) as running:
+        yield running
 
 
 def _ask(text: str) -> dict:
@@ -173,3 +181,15 @@ async def test_runs_land_in_the_bulwark_checkpointer(server: tuple[str, Path]) -
     )
     assert result.returncode == 0, result.stderr
     assert "Grace" in result.stdout
+
+
+async def test_langgraph_dev_runs_land_in_redis(redis_url: str, tmp_path: Path) -> None:
+    with _running("langgraph dev", tmp_path, BULWARK_CHECKPOINTER_URL=redis_url) as (url, data_dir):
+        client = get_client(url=url)
+        thread = await client.threads.create()
+        await client.runs.wait(thread["thread_id"], "agent", input=_ask("what is 17*23"))
+    async with open_checkpointer(redis_url) as saver:
+        saved = await saver.aget_tuple({"configurable": {"thread_id": thread["thread_id"]}})
+    assert saved is not None, "the run was not checkpointed in Redis"
+    assert "391" in saved.checkpoint["channel_values"]["messages"][-1].content
+    assert not (data_dir / "checkpoints.db").exists()
