@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,30 @@ class Settings(BaseSettings):
         default=("send_email",),
         description="Tools that pause the run for human approval before they run.",
     )
+    tool_timeout_s: float = Field(default=30.0, gt=0, description="Default per-call tool timeout.")
+    tool_retries: int = Field(
+        default=2, ge=0, le=10, description="Default retries of a tool call on transient errors."
+    )
+    tool_breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a tool's circuit breaker."
+    )
+    tool_breaker_recovery_s: float = Field(
+        default=30.0, gt=0, description="Seconds an open breaker waits before a trial call."
+    )
+    tool_max_concurrency: int = Field(
+        default=8, ge=1, description="Default limit of concurrent calls per tool."
+    )
+    tool_policies: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-tool overrides of the policy, as JSON: "
+        '{"http_fetch": {"timeout_s": 5, "retries": 0}}.',
+    )
+    http_allowed_domains: tuple[str, ...] = Field(
+        default=(),
+        description="Domains `http_fetch` may reach (a domain allows its subdomains).",
+    )
+    http_max_bytes: int = Field(default=1_000_000, gt=0, description="`http_fetch` size cap.")
+    http_timeout_s: float = Field(default=10.0, gt=0, description="`http_fetch` time cap.")
     host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
     port: int = Field(default=8024, ge=1, le=65535, description="`bulwark serve` port.")
 
