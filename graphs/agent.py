@@ -39,7 +39,9 @@ from bulwark.nodes.tools import RunTool
 from bulwark.persistence.audit import AuditLog
 from bulwark.persistence.checkpoints import open_checkpointer, open_store
 from bulwark.settings import Settings
-from bulwark.tools.builtin import builtin_tools
+from bulwark.persistence.effects import EffectJournal
+from bulwark.tools.builtin import builtin_registry
+from bulwark.tools.registry import ToolRegistry
 
 
 def cut_short(snapshot: StateSnapshot) -> bool:
@@ -65,21 +67,29 @@ def build_agent_graph(
     settings: Settings,
     *,
     models: Mapping[str, BaseChatModel] | None = None,
-    tools: Sequence[BaseTool] | None = None,
+    tools: Sequence[BaseTool] | ToolRegistry | None = None,
 ) -> StateGraph:
     """Return the uncompiled agent graph (for the LangGraph server or further wiring).
 
     Args:
         settings: the deployment's configuration.
         models: chat models by spec; built from ``settings.model``/``fast_model`` if omitted.
-        tools: the tools the agent may call; the built-in set if omitted.
+        tools: a registry, or tools to register with policies from settings; the
+            built-in registry if omitted.
     """
     data_dir = settings.ensure_data_dir()
     if models is None:
         specs = dict.fromkeys(s for s in (settings.model, settings.fast_model) if s)
         models = {spec: make_chat_model(spec, settings=settings) for spec in specs}
-    if tools is None:
-        tools = builtin_tools(outbox=data_dir / "outbox.jsonl")
+    if isinstance(tools, ToolRegistry):
+        registry = tools
+    elif tools is None:
+        registry = builtin_registry(settings)
+    else:
+        registry = ToolRegistry(settings=settings)
+        for tool in tools:
+            registry.register(tool)
+    journal = EffectJournal.for_checkpointer(settings.resolved_checkpointer_url, data_dir=data_dir)
 
     graph = StateGraph(AgentState, context_schema=RunContext)
     graph.add_node("guard_input", GuardInput(max_chars=settings.max_input_chars))
@@ -87,9 +97,9 @@ def build_agent_graph(
     graph.add_node("recall", Recall())
     graph.add_node("route", RouteModel(model=settings.model, fast_model=settings.fast_model))
     graph.add_node(
-        "agent", Agent(models=models, tools=tools, history_tokens=settings.history_tokens)
+        "agent", Agent(models=models, tools=registry.tools, history_tokens=settings.history_tokens)
     )
-    graph.add_node("tools", RunTool(tools=tools, approval=settings.approval_tools))
+    graph.add_node("tools", RunTool(registry=registry, journal=journal))
     graph.add_node("guard_output", GuardOutput(system_prompt=SYSTEM_PROMPT))
     graph.add_node("remember", remember)
     graph.add_node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl")))
@@ -113,7 +123,7 @@ def build_agent(
     checkpointer: BaseCheckpointSaver | None = None,
     store: BaseStore | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
-    tools: Sequence[BaseTool] | None = None,
+    tools: Sequence[BaseTool] | ToolRegistry | None = None,
 ) -> CompiledStateGraph:
     """Return the compiled agent graph.
 
@@ -123,7 +133,8 @@ def build_agent(
             :func:`bulwark.persistence.checkpoints.open_checkpointer`).
         store: long-term memory; without one the agent runs without memory.
         models: chat models by spec, overriding the ones named in settings.
-        tools: the tools the agent may call; the built-in set if omitted.
+        tools: a registry, or tools to register with policies from settings; the
+            built-in registry if omitted.
     """
     graph = build_agent_graph(settings, models=models, tools=tools)
     return graph.compile(checkpointer=checkpointer, store=store, name="bulwark-agent")

@@ -2,27 +2,30 @@
 
 Calls to tools that need approval pause on ``interrupt`` first. Because every call is a
 separate task, several approvals in one turn all surface at once and each resumes on its
-own (by interrupt id). Each execution carries an idempotency key (thread and tool call
-id, see :mod:`bulwark.tools.idempotency`) so side effects survive a crash-resume once.
-Every outcome, including a rejection, an unknown tool or an
-exception, becomes a ``ToolMessage`` so the model can react and the thread never holds a
-tool call without a result.
+own (by interrupt id). The call then goes through the :class:`~bulwark.tools.registry.
+ToolRegistry` (validation, breaker, timeout, retries, idempotency key), so every outcome,
+including a rejection, is a ``ToolMessage`` and the thread never holds a tool call without
+a result. Side-effecting tools also go through the effect journal: a call that already
+ran (or was cut short while running) is not run again, across crashes and resumes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
 from typing import Any
 
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import merge_configs
-from langchain_core.tools import BaseTool, ToolException
-from pydantic import ValidationError
 from langgraph.types import interrupt
 
 from bulwark.graphs.state import ToolTask
-from bulwark.tools.idempotency import CONFIG_KEY, make_key
+from bulwark.persistence.effects import EffectJournal
+from bulwark.tools.idempotency import make_key
+from bulwark.tools.registry import ToolRegistry
+
+CUT_SHORT = (
+    "this call was interrupted while it ran and may already have taken effect; "
+    "it was not run again (side effects run at most once). Check before asking again."
+)
 
 
 def is_approved(decision: Any) -> tuple[bool, str]:
@@ -38,34 +41,38 @@ def is_approved(decision: Any) -> tuple[bool, str]:
 class RunTool:
     """Executes a single tool call after any approval it needs."""
 
-    def __init__(self, *, tools: Sequence[BaseTool], approval: Collection[str]) -> None:
-        self.tools = {tool.name: tool for tool in tools}
-        self.approval = frozenset(approval)
+    def __init__(self, *, registry: ToolRegistry, journal: EffectJournal) -> None:
+        self.registry = registry
+        self.journal = journal
 
     def __call__(self, task: ToolTask, config: RunnableConfig) -> dict:
         call = task["call"]
         name, call_id = call["name"], call["id"]
+        try:
+            policy = self.registry.policy(name)
+        except KeyError:  # unknown tool: the registry answers with the list of tools
+            return {"messages": [self.registry.run(call, config=config)]}
 
-        def error(text: str) -> dict:
-            return {"messages": [ToolMessage(text, tool_call_id=call_id, name=name, status="error")]}
+        def reply(text: str, status: str, **artifact: Any) -> dict:
+            message = ToolMessage(text, tool_call_id=call_id, name=name, status=status, artifact=artifact)
+            return {"messages": [message]}
 
-        tool = self.tools.get(name)
-        if tool is None:
-            return error(f"unknown tool {name!r}; available: {', '.join(sorted(self.tools))}")
-        if name in self.approval:
+        if policy.requires_approval:
             approved, reason = is_approved(
                 interrupt({"type": "approval", "tool": name, "args": call["args"], "tool_call_id": call_id})
             )
             if not approved:
-                return error(f"rejected by reviewer{': ' + reason if reason else ''}")
-        thread_id = (config.get("configurable") or {}).get("thread_id")
-        key = {"configurable": {CONFIG_KEY: make_key(thread_id, call_id)}}
-        try:
-            result = tool.invoke(call, config=merge_configs(config, key))
-        except ToolException as exc:
-            return error(str(exc))
-        except ValidationError as exc:
-            return error(f"invalid arguments for {name}: {exc.errors(include_url=False)}")
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the model
-            return error(f"{type(exc).__name__}: {exc}")
-        return {"messages": [result]}
+                return reply(f"rejected by reviewer{': ' + reason if reason else ''}", "error")
+        if policy.idempotent:
+            return {"messages": [self.registry.run(call, config=config)]}
+
+        key = make_key((config.get("configurable") or {}).get("thread_id"), call_id)
+        claim = self.journal.claim(key)
+        if claim.outcome is not None:
+            status, content = claim.outcome
+            return reply(content, status, replayed=True)
+        if not claim.fresh:
+            return reply(CUT_SHORT, "error", replayed=True)
+        message = self.registry.run(call, config=config)
+        self.journal.finish(key, message.status, message.text)
+        return {"messages": [message]}

@@ -9,12 +9,13 @@ import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
-from scripted_model import ScriptedModel
+from scripted_model import RuleModel, ScriptedModel
 
 from bulwark.graphs.agent import build_agent, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.persistence.audit import AuditLog, sha256
+from bulwark.persistence.effects import EffectJournal
 from bulwark.settings import Settings
 
 
@@ -144,19 +145,44 @@ async def test_dangling_tool_call_is_repaired_on_the_next_turn(agent: CompiledSt
     assert len({m.id for m in messages}) == len(messages)
 
 
-async def test_side_effects_carry_a_stable_idempotency_key(settings: Settings) -> None:
-    call = {"name": "send_email", "args": {"to": "a@example.com", "subject": "s", "body": "b"}, "id": "c1"}
-    model = ScriptedModel(responses=[AIMessage("", tool_calls=[call]), AIMessage("sent"), AIMessage("again")])
-    async with open_agent(settings, models={"offline": model}) as graph:
+async def test_side_effects_run_at_most_once(settings: Settings) -> None:
+    def reply(messages: list) -> AIMessage:
+        if isinstance(messages[-1], ToolMessage):
+            return AIMessage("done")
+        call = {"name": "send_email", "args": {"to": "a@example.com", "subject": "s", "body": "b"}, "id": "c1"}
+        return AIMessage("", tool_calls=[call])
+
+    outbox = settings.data_dir / "outbox.jsonl"
+    async with open_agent(settings, models={"offline": RuleModel(reply=reply)}) as graph:
         first = await graph.ainvoke(_ask("mail"), _config("idem"))
         resume = Command(resume={first["__interrupt__"][0].id: True})
-        await graph.ainvoke(resume, _config("idem"))
-        # Replaying the tools step (as after a crash) must not send the email again.
+        sent = await graph.ainvoke(resume, _config("idem"))
+        assert [json.loads(line)["key"] for line in outbox.read_text().splitlines()] == ["idem:c1"]
+
+        # Replaying the tools step (as a resume after a crash would) returns the recorded
+        # outcome without running the tool again.
         history = [s async for s in graph.aget_state_history(_config("idem"))]
         before_tools = next(s for s in history if s.next == ("tools",))
         replay = await graph.ainvoke(resume, before_tools.config)
-    replayed = next(m for m in replay["messages"] if isinstance(m, ToolMessage))
-    assert "already queued" in replayed.content, "the tool ran again, and its key stopped a resend"
-    lines = (settings.data_dir / "outbox.jsonl").read_text().splitlines()
-    assert len(lines) == 1
-    assert json.loads(lines[0])["key"] == "idem:c1"
+        replayed = next(m for m in replay["messages"] if isinstance(m, ToolMessage))
+        original = next(m for m in sent["messages"] if isinstance(m, ToolMessage))
+        assert replayed.artifact == {"replayed": True} and replayed.content == original.content
+
+        # A call cut short while running (claimed, never finished) is not run again.
+        EffectJournal.for_checkpointer(settings.resolved_checkpointer_url, data_dir=settings.data_dir).claim("cut:c1")
+        paused = await graph.ainvoke(_ask("mail"), _config("cut"))
+        cut = await graph.ainvoke(Command(resume={paused["__interrupt__"][0].id: True}), _config("cut"))
+        message = next(m for m in cut["messages"] if isinstance(m, ToolMessage))
+        assert message.status == "error" and "not run again" in message.content
+    assert len(outbox.read_text().splitlines()) == 1
+
+
+def test_send_email_honours_the_idempotency_key(tmp_path) -> None:
+    from bulwark.tools.builtin import builtin_tools
+
+    send = next(t for t in builtin_tools(outbox=tmp_path / "outbox.jsonl") if t.name == "send_email")
+    config = {"configurable": {"idempotency_key": "t:c1"}}
+    args = {"to": "a@example.com", "subject": "s", "body": "b"}
+    assert "queued" in send.invoke(args, config=config)
+    assert "already queued" in send.invoke(args, config=config)
+    assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 1

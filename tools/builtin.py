@@ -1,4 +1,5 @@
-"""The built-in tools: calculator, current time, and an email outbox that needs approval."""
+"""The built-in tools: calculator, current time, unit conversion, web fetch, and an email
+outbox that needs approval, registered with their policies."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
+from bulwark.settings import Settings
 from bulwark.tools.calculator import CalculatorError, evaluate
+from bulwark.tools.http_fetch import make_http_fetch
 from bulwark.tools.idempotency import append_once, idempotency_key
+from bulwark.tools.policy import ToolPolicy
+from bulwark.tools.registry import ToolRegistry
+from bulwark.tools.units import make_unit_converter
 
 Clock = Callable[[], datetime]
 
@@ -74,3 +80,24 @@ def builtin_tools(*, outbox: Path, clock: Clock = _utc_now) -> list[BaseTool]:
         StructuredTool.from_function(func, handle_tool_error=False, parse_docstring=True)
         for func in (calculator, current_time, send_email)
     ]
+
+
+def builtin_registry(settings: Settings, *, clock: Clock = _utc_now) -> ToolRegistry:
+    """The built-in tools in a :class:`ToolRegistry`, with policies from ``settings``.
+
+    ``send_email`` is side-effecting (never retried, run at most once per call);
+    ``http_fetch`` reaches only ``settings.http_allowed_domains``.
+    """
+    registry = ToolRegistry(settings=settings)
+    for tool in builtin_tools(outbox=settings.data_dir / "outbox.jsonl", clock=clock):
+        side_effecting = ToolPolicy.from_settings(settings, tool.name).model_copy(update={"idempotent": False})
+        registry.register(tool, policy=side_effecting if tool.name == "send_email" else None)
+    registry.register(make_unit_converter())
+    registry.register(
+        make_http_fetch(
+            allowed_domains=settings.http_allowed_domains,
+            max_bytes=settings.http_max_bytes,
+            timeout_s=settings.http_timeout_s,
+        )
+    )
+    return registry
