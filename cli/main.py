@@ -1,4 +1,4 @@
-"""The ``bulwark`` command line: ask, chat, resume, serve, graph, threads.
+"""The ``bulwark`` command line: ask, chat, resume, serve, graph, threads, eval.
 
 Every command validates its input and configuration first; an error prints one line
 (``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
@@ -58,6 +58,12 @@ def _thread_id(value: str) -> str:
     return value
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bulwark", description="Bulwark: a production-grade agent on LangGraph."
@@ -95,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: BULWARK_PORT or 8024)")
 
     commands.add_parser("graph", help="print the agent graph as Mermaid")
+
+    evals = commands.add_parser("eval", help="run an eval suite")
+    suites = evals.add_subparsers(dest="suite", required=True, metavar="SUITE")
+    bfcl = suites.add_parser("bfcl", help="BFCL tool-calling accuracy of the agent's model")
+    bfcl.add_argument("--data", type=Path, help="BFCL JSON-lines file (default: the bundled set)")
+    bfcl.add_argument("--limit", type=_positive, help="score only the first N rows")
+    bfcl.add_argument("--failures", type=int, default=10, help="failures to list (default 10)")
 
     threads = commands.add_parser("threads", help="retention: prune or delete threads")
     actions = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -294,6 +307,20 @@ def _graph(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    from bulwark.evals.bfcl import DEFAULT_DATA, format_report, run_bfcl
+
+    data = args.data or DEFAULT_DATA
+    if not data.is_file():
+        raise UsageError(f"no BFCL file at {str(data)!r}: pass --data PATH to a .jsonl file")
+    try:
+        report = run_bfcl(data, limit=args.limit)
+    except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise UsageError(f"{data} is not a BFCL JSON-lines file: {exc}") from None
+    print(format_report(report, show_failures=args.failures))
+    return 0
+
+
 async def _threads(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.resolved_checkpointer_url
     async with open_checkpointer(url) as saver:
@@ -324,6 +351,7 @@ COMMANDS = {
     "serve": _serve,
     "graph": _graph,
     "threads": _threads,
+    "eval": _eval,
 }
 
 

@@ -161,3 +161,25 @@ def test_unreachable_redis_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"127.0.0.1:{port}" in result.stderr and "secret" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_eval_bfcl_reports_accuracy(tmp_path: Path) -> None:
+    result = run("eval", "bfcl", "--limit", "8", "--failures", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("BFCL: ") and "/8 correct" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (None, ["--data", "missing.jsonl"], "no BFCL file at 'missing.jsonl'"),
+        ('{"id": 1, "question": \n', ["--data", "data.jsonl"], "is not a BFCL JSON-lines file"),
+        (None, ["--limit", "-3"], "expected a whole number >= 1"),
+    ],
+)
+def test_eval_bad_input(tmp_path: Path, content: str | None, args: list[str], message: str) -> None:
+    if content is not None:
+        (tmp_path / "data.jsonl").write_text(content)
+    result = run("eval", "bfcl", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
