@@ -186,3 +186,24 @@ def test_send_email_honours_the_idempotency_key(tmp_path) -> None:
     assert "queued" in send.invoke(args, config=config)
     assert "already queued" in send.invoke(args, config=config)
     assert len((tmp_path / "outbox.jsonl").read_text().splitlines()) == 1
+
+
+async def test_parallel_tool_calls_run_concurrently(settings: Settings) -> None:
+    import threading
+
+    from langchain_core.tools import tool
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    @tool
+    def meet(who: str) -> str:
+        """Wait until the other call arrives too (only possible if both run at once)."""
+        barrier.wait()
+        return f"{who} met"
+
+    calls = [{"name": "meet", "args": {"who": w}, "id": w} for w in ("a", "b")]
+    model = ScriptedModel(responses=[AIMessage("", tool_calls=calls), AIMessage("done")])
+    graph = build_agent(settings, models={"offline": model}, tools=[meet])
+    result = await graph.ainvoke(_ask("meet"))
+    results = sorted(m.content for m in result["messages"] if isinstance(m, ToolMessage))
+    assert results == ["a met", "b met"]
