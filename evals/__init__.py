@@ -1,0 +1,1 @@
+"""Evaluations of Bulwark (tool calling on BFCL, ...)."""
