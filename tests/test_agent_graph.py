@@ -207,3 +207,32 @@ async def test_parallel_tool_calls_run_concurrently(settings: Settings) -> None:
     result = await graph.ainvoke(_ask("meet"))
     results = sorted(m.content for m in result["messages"] if isinstance(m, ToolMessage))
     assert results == ["a met", "b met"]
+
+
+async def test_open_breaker_answers_the_model_at_once(tmp_path) -> None:
+    from langchain_core.tools import tool
+
+    from bulwark.settings import load_settings
+
+    runs = []
+
+    @tool
+    def flaky() -> str:
+        """A tool whose backend is down."""
+        runs.append(1)
+        raise ConnectionError("backend unreachable")
+
+    settings = load_settings(
+        data_dir=tmp_path, tool_policies={"flaky": {"failure_threshold": 2, "retries": 0}}
+    )
+
+    def reply(messages: list) -> AIMessage:
+        if isinstance(messages[-1], ToolMessage):
+            return AIMessage(f"tool said: {messages[-1].content}")
+        return AIMessage("", tool_calls=[{"name": "flaky", "args": {}, "id": "f1"}])
+
+    graph = build_agent(settings, models={"offline": RuleModel(reply=reply)}, tools=[flaky])
+    answers = [(await graph.ainvoke(_ask("go")))["messages"][-1].text for _ in range(3)]
+    assert "backend unreachable" in answers[0] and "backend unreachable" in answers[1]
+    assert "circuit open for flaky, retry in" in answers[2]
+    assert len(runs) == 2, "an open breaker does not call the tool"
