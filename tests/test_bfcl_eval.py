@@ -28,8 +28,8 @@ ROWS = [
 
 SUBSET_STEP = 8
 """Every 8th row of the bundled set: 50 rows, fixed."""
-SUBSET_FLOOR = 0.0
-"""A few points below the accuracy measured on the subset (see the report in the PR)."""
+SUBSET_FLOOR = 0.64
+"""A few points below the 0.70 (35/50) measured when this test was written."""
 
 
 def test_bundled_dataset_is_complete() -> None:
