@@ -958,10 +958,15 @@ def convert_unit(value: float, unit: str, target: str) -> float | None:
     return value * a[2] / b[2]
 
 
+def _same_word(a: str, b: str) -> bool:
+    """Same stem, but not a word and the word plus "e" ("plan" is not "plane")."""
+    return stem(a) == stem(b) and a + "e" != b and b + "e" != a
+
+
 def _enum_mentions(text: str, values: Sequence[Any]) -> list[tuple[int, int, Any]]:
     """(rank, position, value) for every enum value mentioned; rank 0 = literal phrase."""
     low = text.lower()
-    tokens = [(m.start(), stem(m.group().lower())) for m in _WORD.finditer(text)]
+    tokens = [(m.start(), m.group().lower()) for m in _WORD.finditer(text)]
     found: list[tuple[int, int, Any]] = []
     for value in values:
         if not isinstance(value, str) or not value.strip():
@@ -977,8 +982,8 @@ def _enum_mentions(text: str, values: Sequence[Any]) -> list[tuple[int, int, Any
         if m:
             found.append((0, m.start(), value))
             continue
-        wanted = [s for s in content_stems(value)] or [stem(w) for w in words(value)]
-        positions = [next((p for p, s in tokens if s == w), None) for w in wanted]
+        wanted = [w for w in words(value) if w not in STOPWORDS] or words(value)
+        positions = [next((p for p, t in tokens if _same_word(t, w)), None) for w in wanted]
         if wanted and all(p is not None for p in positions):
             found.append((1, min(p for p in positions if p is not None), value))
     return sorted(found, key=lambda f: (f[0], f[1]))
@@ -1709,7 +1714,10 @@ class Request:
             # "180 hits and 600 at-bats": "hits" belongs to 180.
             left = left[len(left) - left[::-1].index("and") :]
         following = bisect.bisect_left(starts, cand.end)
-        hi = min(starts[following] if following < len(starts) else len(self.text), cand.end + _CONTEXT_CHARS)
+        hi = min(
+            starts[following] if following < len(starts) else len(self.text),
+            cand.end + _CONTEXT_CHARS,
+        )
         brk = _CLAUSE_BREAK.search(self.text, cand.end, hi)
         if brk:
             hi = brk.start()
@@ -2307,7 +2315,18 @@ def _score_text(slot: Slot, cand: Candidate) -> Fit | None:
         score, evidence = score + 2.0, evidence + 2.0
     elif slot.examples and value in slot.examples and cand.kind != "name":
         score, evidence = score + 1.5, evidence + 1.5
+    if cand.kind == "phrase":
+        score += _phrase_shape(cand)
     return Fit(score, evidence)
+
+
+def _phrase_shape(cand: Candidate) -> float:
+    """In "the boiling point of ethanol" the thing is "ethanol", not "boiling point"; a
+    whole phrase beats a part of it."""
+    bonus = 0.3 if cand.left[-1:] == ("of",) else 0.0
+    if cand.right[:1] == ("of",):
+        bonus -= 0.3
+    return bonus - (0.1 if cand.sub else 0.0)
 
 
 def _accepts_measured_unit(slot: Slot) -> bool:

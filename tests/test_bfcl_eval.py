@@ -28,8 +28,8 @@ ROWS = [
 
 SUBSET_STEP = 8
 """Every 8th row of the bundled set: 50 rows, fixed."""
-SUBSET_FLOOR = 0.64
-"""A few points below the 0.70 (35/50) measured when this test was written."""
+SUBSET_FLOOR = 0.66
+"""A few points below the 0.72 (36/50) measured when this floor was set: three rows of slack."""
 
 
 def test_bundled_dataset_is_complete() -> None:

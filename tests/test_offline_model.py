@@ -481,3 +481,103 @@ def test_matching_helpers() -> None:
     assert _matching.find_expression("meet on 2024-01-05") is None
     zones = _matching.find_timezones("in america/new_york please")
     assert [z.value for z in zones] == ["America/New_York"]
+
+
+# ------------------------------------------------------------ argument filling
+
+
+def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict:
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
+
+
+def _args(tool: dict, text: str) -> dict[str, Any]:
+    (call,) = OfflineChatModel().bind_tools([tool], tool_choice="any").invoke(text).tool_calls
+    return call["args"]
+
+
+RECTANGLE = _tool(
+    "rectangle_area",
+    "Area of a rectangle.",
+    {
+        "width": {"type": "number", "description": "Width in meters."},
+        "length": {"type": "number", "description": "Length in meters."},
+        "unit": {"type": "string", "description": "The unit of measure used."},
+    },
+    ["width", "length"],
+)
+SQUARE = _tool(
+    "square_area",
+    "Area of a square.",
+    {"side": {"type": "number", "description": "Side in meters."}},
+    ["side"],
+)
+TRIP = _tool(
+    "plan_trip",
+    "Plan a trip between two cities.",
+    {
+        "origin": {"type": "string", "description": "Starting city."},
+        "destination": {"type": "string", "description": "End city."},
+        "travelers": {"type": "integer", "description": "Number of travelers."},
+        "budget": {"type": "integer", "description": "Budget in USD."},
+        "date": {"type": "string", "description": "Departure date, YYYY-MM-DD."},
+        "avoid_tolls": {"type": "boolean", "description": "Avoid toll roads."},
+        "mode": {"type": "string", "enum": ["car", "train", "plane"]},
+    },
+    ["origin", "destination"],
+)
+STATS = _tool(
+    "mean_and_rate",
+    "Mean of samples and a growth rate.",
+    {
+        "samples": {"type": "array", "items": {"type": "number"}},
+        "rate": {"type": "number", "description": "Growth rate as a decimal."},
+        "years": {"type": "integer", "description": "Number of years."},
+    },
+    ["samples"],
+)
+
+
+@pytest.mark.parametrize(
+    ("tool", "text", "expected"),
+    [
+        # the words near a number say which argument it is, whatever the order
+        (
+            RECTANGLE,
+            "area of a rectangle with a length of 7 m and a width of 3 m",
+            {"width": 3, "length": 7, "unit": "m"},
+        ),
+        # units are converted to the one the description names
+        (SQUARE, "area of a square whose side is 250 cm", {"side": 2.5}),
+        (
+            TRIP,
+            "plan a trip from Paris to Berlin for three travelers by train on March 3, 2025 "
+            "with a budget of $1,200, avoiding tolls",
+            {
+                "origin": "Paris",
+                "destination": "Berlin",
+                "travelers": 3,
+                "budget": 1200,
+                "date": "2025-03-03",
+                "avoid_tolls": True,
+                "mode": "train",
+            },
+        ),
+        # optional arguments the request does not mention stay out
+        (TRIP, "plan a trip between Rome and Milan", {"origin": "Rome", "destination": "Milan"}),
+        (
+            STATS,
+            "mean of 4, 8 and 15 with 5% growth over ten years",
+            {"samples": [4.0, 8.0, 15.0], "rate": 0.05, "years": 10},
+        ),
+        (STATS, "average of [1.5, 2.5] please", {"samples": [1.5, 2.5]}),
+    ],
+)
+def test_arguments_from_the_request(tool: dict, text: str, expected: dict[str, Any]) -> None:
+    assert _args(tool, text) == expected
