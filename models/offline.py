@@ -28,6 +28,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.messages.tool import tool_call, tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -55,11 +56,6 @@ class _Reply:
 
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count: one token per four characters, at least one."""
-    return max(1, (len(text) + 3) // 4)
 
 
 def _message_text(message: BaseMessage) -> str:
@@ -193,11 +189,8 @@ class OfflineChatModel(BaseChatModel):
             yield chunk
 
     def _usage(self, messages: Sequence[BaseMessage], reply: _Reply) -> UsageMetadata:
-        input_tokens = sum(estimate_tokens(_message_text(msg)) for msg in messages)
-        out = reply.text or json.dumps(
-            [{"name": c["name"], "args": c["args"]} for c in reply.tool_calls], sort_keys=True
-        )
-        output_tokens = estimate_tokens(out)
+        input_tokens = count_tokens_approximately(messages)
+        output_tokens = count_tokens_approximately([AIMessage(reply.text, tool_calls=reply.tool_calls)])
         return UsageMetadata(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
