@@ -183,3 +183,13 @@ def test_eval_bad_input(tmp_path: Path, content: str | None, args: list[str], me
     result = run("eval", "bfcl", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("answer", "sent"), [("y", 1), ("n", 0)])
+def test_chat_asks_for_approval(tmp_path: Path, answer: str, sent: int) -> None:
+    stdin = f"send an email to ada@example.com saying 'hi'\n{answer}\n"
+    result = run("chat", "--thread", "c2", cwd=tmp_path, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert "approve send_email(" in result.stdout
+    outbox = tmp_path / ".bulwark" / "outbox.jsonl"
+    assert (len(outbox.read_text().splitlines()) if outbox.exists() else 0) == sent
