@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,6 +85,24 @@ class Settings(BaseSettings):
     )
     http_max_bytes: int = Field(default=1_000_000, gt=0, description="`http_fetch` size cap.")
     http_timeout_s: float = Field(default=10.0, gt=0, description="`http_fetch` time cap.")
+    guardrails_engine: Literal["nemo", "direct"] = Field(
+        default="nemo",
+        description="`nemo` runs the checks as NeMo Guardrails rails; `direct` calls the same "
+        "detectors without the Colang runtime (lower latency, see bench/guardrails.py).",
+    )
+    guardrails_fail_closed: bool = Field(
+        default=True,
+        description="When a rail errors: refuse (closed) or let the text through flagged (open).",
+    )
+    pii_entities: tuple[str, ...] = Field(
+        default=("EMAIL", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS",
+                 "PERSON", "STREET_ADDRESS"),
+        description="PII redacted from requests, tool results and answers (empty: none).",
+    )
+    denied_topics: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description='Topics the agent refuses, as JSON: {"competitors": ["acme", "globex"]}.',
+    )
     host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
     port: int = Field(default=8024, ge=1, le=65535, description="`bulwark serve` port.")
 
@@ -96,6 +114,24 @@ class Settings(BaseSettings):
                 f"unknown model spec {value!r}: use 'offline' or 'openai:<model>' "
                 "(for example openai:gpt-4o-mini)"
             )
+        return value
+
+    @field_validator("pii_entities")
+    @classmethod
+    def _pii_entities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from bulwark.guardrails.detectors.pii import ENTITIES
+
+        unknown = sorted(set(value) - set(ENTITIES))
+        if unknown:
+            raise ValueError(f"unknown PII entities {unknown}: choose from {list(ENTITIES)}")
+        return value
+
+    @field_validator("denied_topics")
+    @classmethod
+    def _denied_topics(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        empty = sorted(topic for topic, phrases in value.items() if not any(p.strip() for p in phrases))
+        if empty:
+            raise ValueError(f"denied topics {empty} list no phrases to match")
         return value
 
     @field_validator("checkpointer_url")

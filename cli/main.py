@@ -1,4 +1,4 @@
-"""The ``bulwark`` command line: ask, chat, resume, serve, graph, threads, eval.
+"""The ``bulwark`` command line: ask, chat, resume, serve, graph, guard, threads, eval.
 
 Every command validates its input and configuration first; an error prints one line
 (``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import socket
@@ -36,6 +37,7 @@ OFFLINE_ENV = {
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "LANGSMITH_TRACING": "false",
     "LANGCHAIN_TRACING_V2": "false",
+    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
 }
 
 
@@ -108,6 +110,21 @@ def _parser() -> argparse.ArgumentParser:
     bfcl.add_argument("--data", type=Path, help="BFCL JSON-lines file (default: the bundled set)")
     bfcl.add_argument("--limit", type=_positive, help="score only the first N rows")
     bfcl.add_argument("--failures", type=int, default=10, help="failures to list (default 10)")
+    guard_eval = suites.add_parser(
+        "guardrails", help="jailbreak recall, false positives and PII precision/recall"
+    )
+    guard_eval.add_argument("--misses", type=int, default=5, help="missed ids to list per set")
+
+    guard = commands.add_parser(
+        "guard", help="screen JSON lines {\"id\", \"text\"} with the guardrails, one verdict per line"
+    )
+    guard.add_argument("--input", type=Path, help="JSON-lines file (default: standard input)")
+    guard.add_argument(
+        "--rail",
+        choices=("input", "output", "context"),
+        default="input",
+        help="which rail to apply: input (requests), output (answers), context (documents)",
+    )
 
     threads = commands.add_parser("threads", help="retention: prune or delete threads")
     actions = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -307,7 +324,54 @@ def _graph(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _guard(settings: Settings, args: argparse.Namespace) -> int:
+    from bulwark.guardrails.rails import Guardrails
+    from bulwark.nodes.agent import SYSTEM_PROMPT
+
+    if args.input is not None and not args.input.is_file():
+        raise UsageError(f"no file at {str(args.input)!r}: pass --input PATH to a JSON-lines file")
+    rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
+    check = {"input": rails.check_input, "output": rails.check_output, "context": rails.check_context}[args.rail]
+    source = args.input.open(encoding="utf-8") if args.input else sys.stdin
+    bad = 0
+    with source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                    raise ValueError('expected an object with a string "text"')
+            except ValueError as exc:
+                bad += 1
+                print(json.dumps({"line": number, "error": f"invalid input line: {exc}"}), flush=True)
+                continue
+            result = check(row["text"])
+            print(
+                json.dumps(
+                    {
+                        "id": row.get("id"),
+                        "verdict": result.verdict["action"],
+                        "severity": result.verdict["severity"],
+                        "reasons": result.verdict["reasons"],
+                        "sanitized": result.text,
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
+    if bad:
+        print(f"bulwark: error: {bad} input line(s) were not valid; see their error lines", file=sys.stderr)
+    return EXIT_FAILURE if bad else 0
+
+
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    if args.suite == "guardrails":
+        from bulwark.evals import guardrails
+
+        rails = guardrails.eval_rails(settings)
+        print(guardrails.format_report(guardrails.run_guardrail_eval(rails), show_misses=args.misses))
+        return 0
     from bulwark.evals.bfcl import DEFAULT_DATA, format_report, run_bfcl
 
     data = args.data or DEFAULT_DATA
@@ -350,6 +414,7 @@ COMMANDS = {
     "resume": _resume,
     "serve": _serve,
     "graph": _graph,
+    "guard": _guard,
     "threads": _threads,
     "eval": _eval,
 }

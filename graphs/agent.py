@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -26,6 +27,7 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Send, StateSnapshot
 
 from bulwark.graphs.state import AgentState, RunContext
+from bulwark.guardrails.rails import Guardrails
 from bulwark.models.factory import make_chat_model
 from bulwark.nodes.agent import SYSTEM_PROMPT, Agent, wants_tools
 from bulwark.nodes.audit import Audit
@@ -68,6 +70,7 @@ def build_agent_graph(
     *,
     models: Mapping[str, BaseChatModel] | None = None,
     tools: Sequence[BaseTool] | ToolRegistry | None = None,
+    rails: Guardrails | None = None,
 ) -> StateGraph:
     """Return the uncompiled agent graph (for the LangGraph server or further wiring).
 
@@ -76,6 +79,8 @@ def build_agent_graph(
         models: chat models by spec; built from ``settings.model``/``fast_model`` if omitted.
         tools: a registry, or tools to register with policies from settings; the
             built-in registry if omitted.
+        rails: the guardrails; built from settings if omitted (share one per process:
+            building NeMo rails takes a few hundred milliseconds).
     """
     data_dir = settings.ensure_data_dir()
     if models is None:
@@ -89,18 +94,28 @@ def build_agent_graph(
         registry = ToolRegistry(settings=settings)
         for tool in tools:
             registry.register(tool)
+    rails = rails or Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
+    guard_input, guard_output = GuardInput(rails=rails), GuardOutput(rails=rails)
     journal = EffectJournal.for_checkpointer(settings.resolved_checkpointer_url, data_dir=data_dir)
 
     graph = StateGraph(AgentState, context_schema=RunContext)
-    graph.add_node("guard_input", GuardInput(max_chars=settings.max_input_chars))
+    graph.add_node("guard_input", RunnableLambda(guard_input, afunc=guard_input.acall, name="guard_input"))
     graph.add_node("refuse", refuse)
-    graph.add_node("recall", Recall())
+    graph.add_node("recall", Recall(rails=rails))
     graph.add_node("route", RouteModel(model=settings.model, fast_model=settings.fast_model))
     graph.add_node(
-        "agent", Agent(models=models, tools=registry.tools, history_tokens=settings.history_tokens)
+        "agent",
+        Agent(
+            models=models,
+            tools=registry.tools,
+            history_tokens=settings.history_tokens,
+            policy=rails.policy,
+        ),
     )
-    graph.add_node("tools", RunTool(registry=registry, journal=journal))
-    graph.add_node("guard_output", GuardOutput(system_prompt=SYSTEM_PROMPT))
+    graph.add_node("tools", RunTool(registry=registry, journal=journal, rails=rails))
+    graph.add_node(
+        "guard_output", RunnableLambda(guard_output, afunc=guard_output.acall, name="guard_output")
+    )
     graph.add_node("remember", remember)
     graph.add_node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl")))
 
@@ -124,6 +139,7 @@ def build_agent(
     store: BaseStore | None = None,
     models: Mapping[str, BaseChatModel] | None = None,
     tools: Sequence[BaseTool] | ToolRegistry | None = None,
+    rails: Guardrails | None = None,
 ) -> CompiledStateGraph:
     """Return the compiled agent graph.
 
@@ -135,8 +151,9 @@ def build_agent(
         models: chat models by spec, overriding the ones named in settings.
         tools: a registry, or tools to register with policies from settings; the
             built-in registry if omitted.
+        rails: the guardrails; built from settings if omitted.
     """
-    graph = build_agent_graph(settings, models=models, tools=tools)
+    graph = build_agent_graph(settings, models=models, tools=tools, rails=rails)
     return graph.compile(checkpointer=checkpointer, store=store, name="bulwark-agent")
 
 

@@ -4,6 +4,9 @@ The system prompt carries the recalled memories; the history is trimmed to the t
 budget with LangChain's ``trim_messages`` (whole turns, starting on a user message, so a
 tool call is never separated from its result).
 
+With streaming on, the reply streams through the output rail
+(:class:`~bulwark.guardrails.streaming.GuardedChatModel`), so no token leaves unscreened.
+
 A thread can hold a tool call without a result (a process killed mid-tool in an older
 version, or history imported from elsewhere); model APIs reject such a history. The
 node repairs it first: each orphaned call gets an error result, saved in the thread.
@@ -27,6 +30,8 @@ from langchain_core.tools import BaseTool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from bulwark.graphs.state import AgentState
+from bulwark.guardrails.checks import RailPolicy
+from bulwark.guardrails.streaming import GuardedChatModel
 
 SYSTEM_PROMPT = (
     "You are Bulwark, a careful assistant. Use the tools when they help, say which tool "
@@ -43,9 +48,13 @@ class Agent:
         models: Mapping[str, BaseChatModel],
         tools: Sequence[BaseTool],
         history_tokens: int,
+        policy: RailPolicy,
         system_prompt: str = SYSTEM_PROMPT,
     ) -> None:
-        self.models = {spec: model.bind_tools(list(tools)) for spec, model in models.items()}
+        self.models = {
+            spec: GuardedChatModel(inner=model.bind_tools(list(tools)), policy=policy)
+            for spec, model in models.items()
+        }
         self.history_tokens = history_tokens
         self.system_prompt = system_prompt
 

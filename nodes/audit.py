@@ -36,7 +36,9 @@ class Audit:
                 "output_verdict": state.get("output_verdict"),
                 "route": state.get("route"),
                 "tool_calls": [
-                    {"name": m.name, "status": m.status} for m in turn if isinstance(m, ToolMessage)
+                    {"name": m.name, "status": m.status, "verdict": m.response_metadata.get("guardrails")}
+                    for m in turn
+                    if isinstance(m, ToolMessage)
                 ],
                 "model_calls": sum(1 for m in turn if isinstance(m, AIMessage) and m.usage_metadata),
                 "usage": state.get("usage"),

@@ -1,48 +1,46 @@
-"""Input guardrail: refuses empty, oversized and obviously adversarial requests.
+"""Input guardrail: screens the latest request before anything else reads it.
 
-This is the first line of rules; NeMo Guardrails rails with fuller detectors (PII,
-toxicity, obfuscated injection) plug in here later without changing the graph.
+The check runs as the NeMo input rail (see :mod:`bulwark.guardrails.rails`): size,
+prompt injection and jailbreaks (also encoded or obfuscated), toxicity and harmful
+requests, denied topics, then PII. A block sends the turn to the polite refusal; PII is
+redacted in the stored request, so the model, the memories and the audit never see it.
 """
 
 from __future__ import annotations
 
-import re
+from langchain_core.messages import HumanMessage
 
-from bulwark.graphs.state import AgentState, Verdict
+from bulwark.graphs.state import AgentState
+from bulwark.guardrails.checks import RailResult
+from bulwark.guardrails.rails import Guardrails
 from bulwark.nodes._text import latest_request
-
-_INJECTION = [
-    re.compile(p, re.IGNORECASE)
-    for p in (
-        r"\b(ignore|disregard|forget)\b.{0,40}\b(previous|prior|above|all|your)\b.{0,20}"
-        r"\b(instructions?|rules|prompts?|guidelines)\b",
-        r"\b(reveal|print|show|repeat|output)\b.{0,30}\b(system|hidden|initial)\s+"
-        r"(prompt|instructions?|message)\b",
-        r"\byou are (now )?(dan|in developer mode|jailbroken)\b",
-        r"</?\s*(system|im_start|im_end)\s*>|\[/?(system|inst)\]",
-    )
-]
-
-ALLOW: Verdict = {"action": "allow", "severity": "none", "reasons": []}
 
 
 class GuardInput:
-    """Checks the latest request and records a verdict; ``block`` sends it to refusal."""
+    """Records the input verdict and replaces the request with its sanitized text."""
 
-    def __init__(self, *, max_chars: int) -> None:
-        self.max_chars = max_chars
+    def __init__(self, *, rails: Guardrails) -> None:
+        self.rails = rails
 
-    def check(self, text: str) -> Verdict:
-        """Return the verdict for one request text."""
-        if not text.strip():
-            return {"action": "block", "severity": "low", "reasons": ["empty_request"]}
-        if len(text) > self.max_chars:
-            return {"action": "block", "severity": "medium", "reasons": ["request_too_long"]}
-        if any(p.search(text) for p in _INJECTION):
-            return {"action": "block", "severity": "high", "reasons": ["prompt_injection"]}
-        return ALLOW
+    @staticmethod
+    def _update(request: HumanMessage | None, result: RailResult) -> dict:
+        # Per-turn fields are reset here, at the start of every turn.
+        update: dict = {
+            "input_verdict": result.verdict,
+            "output_verdict": None,
+            "route": None,
+            "memories": [],
+        }
+        if request is not None and result.text != request.text:
+            # Same id: add_messages replaces the request instead of appending.
+            update["messages"] = [HumanMessage(content=result.text, id=request.id, name=request.name)]
+        return update
 
     def __call__(self, state: AgentState) -> dict:
         request = latest_request(state["messages"])
-        verdict = self.check(request.text if request else "")
-        return {"input_verdict": verdict, "output_verdict": None, "route": None, "memories": []}
+        return self._update(request, self.rails.check_input(request.text if request else ""))
+
+    async def acall(self, state: AgentState) -> dict:
+        """Async twin of :meth:`__call__`."""
+        request = latest_request(state["messages"])
+        return self._update(request, await self.rails.acheck_input(request.text if request else ""))

@@ -1,54 +1,58 @@
-"""Output guardrail: stops the answer from leaking the system prompt or credentials.
+"""Output guardrail: screens the final answer before it is delivered or remembered.
 
-A leak of the system prompt replaces the answer; secrets that look like API keys or
-private keys are redacted in place. The verdict is kept in the state and the audit.
+The check runs as the NeMo output rail (see :mod:`bulwark.guardrails.rails`): system
+prompt leaks, toxicity and denied topics block the answer; secrets and PII are redacted;
+when tools were used and the answer names none of them, their names are appended as
+sources. With streaming on, the same checks already ran on the stream
+(:mod:`bulwark.guardrails.streaming`); this pass settles the stored answer and verdict.
 """
 
 from __future__ import annotations
 
-import re
+from langchain_core.messages import AIMessage, ToolMessage
 
-from langchain_core.messages import AIMessage
+from bulwark.graphs.state import AgentState
+from bulwark.guardrails.checks import RailResult
+from bulwark.guardrails.rails import Guardrails
+from bulwark.nodes._text import latest_answer, latest_request
 
-from bulwark.graphs.state import AgentState, Verdict
-from bulwark.nodes._text import latest_answer
+_ALLOW = {"action": "allow", "severity": "none", "reasons": []}
 
-_SECRETS = re.compile(
-    r"\b(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}|xox[bp]-[A-Za-z0-9-]{10,})\b"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
-)
-_WINDOW = 8  # words of the system prompt that, quoted in a row, count as a leak
+
+def turn_sources(state: AgentState) -> list[str]:
+    """Names of the tools that answered successfully since the latest request."""
+    messages = state["messages"]
+    request = latest_request(messages)
+    turn = messages[messages.index(request) :] if request else messages
+    return list(
+        dict.fromkeys(m.name for m in turn if isinstance(m, ToolMessage) and m.status == "success" and m.name)
+    )
 
 
 class GuardOutput:
-    """Checks the final answer against the system prompt and secret patterns."""
+    """Records the output verdict and replaces the answer with the text to deliver."""
 
-    def __init__(self, *, system_prompt: str) -> None:
-        tokens = system_prompt.lower().split()
-        self._prompt_windows = {
-            " ".join(tokens[i : i + _WINDOW]) for i in range(max(len(tokens) - _WINDOW + 1, 0))
-        }
+    def __init__(self, *, rails: Guardrails) -> None:
+        self.rails = rails
 
-    def check(self, text: str) -> tuple[Verdict, str]:
-        """Return the verdict and the text to deliver."""
-        tokens = text.lower().split()
-        if any(" ".join(tokens[i : i + _WINDOW]) in self._prompt_windows for i in range(len(tokens))):
-            return (
-                {"action": "block", "severity": "high", "reasons": ["system_prompt_leak"]},
-                "Sorry, I can't share that.",
-            )
-        redacted, count = _SECRETS.subn("<SECRET>", text)
-        if count:
-            return {"action": "sanitize", "severity": "high", "reasons": ["secret_leak"]}, redacted
-        return {"action": "allow", "severity": "none", "reasons": []}, text
+    @staticmethod
+    def _update(answer: AIMessage, result: RailResult) -> dict:
+        update: dict = {"output_verdict": result.verdict}
+        if result.text != answer.text:
+            # Same id: add_messages replaces the answer instead of appending.
+            update["messages"] = [AIMessage(content=result.text, id=answer.id, name=answer.name)]
+        return update
 
     def __call__(self, state: AgentState) -> dict:
         answer = latest_answer(state["messages"])
         if answer is None:
-            return {"output_verdict": {"action": "allow", "severity": "none", "reasons": []}}
-        verdict, text = self.check(answer.text)
-        update: dict = {"output_verdict": verdict}
-        if text != answer.text:
-            # Same id: add_messages replaces the answer instead of appending.
-            update["messages"] = [AIMessage(content=text, id=answer.id, name=answer.name)]
-        return update
+            return {"output_verdict": _ALLOW}
+        return self._update(answer, self.rails.check_output(answer.text, sources=turn_sources(state)))
+
+    async def acall(self, state: AgentState) -> dict:
+        """Async twin of :meth:`__call__`."""
+        answer = latest_answer(state["messages"])
+        if answer is None:
+            return {"output_verdict": _ALLOW}
+        result = await self.rails.acheck_output(answer.text, sources=turn_sources(state))
+        return self._update(answer, result)

@@ -2,7 +2,8 @@
 
 Memories live in the LangGraph store under ``("memories", tenant, user)``, so the graph,
 the LangGraph server's ``/store`` API and Studio see the same ones. Ranking here is word
-overlap; semantic search and rank fusion arrive with the Qdrant store.
+overlap; semantic search and rank fusion arrive with the Qdrant store. Recalled text
+passes the context rail (instructions neutralised, PII redacted) before the model sees it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from bulwark.graphs.state import AgentState, RunContext
+from bulwark.guardrails.rails import Guardrails
 from bulwark.nodes._text import latest_request, words
 
 
@@ -21,7 +23,8 @@ def memory_namespace(context: RunContext) -> tuple[str, str, str]:
 class Recall:
     """Puts up to ``limit`` memories, most relevant first, into ``state["memories"]``."""
 
-    def __init__(self, *, limit: int = 5, scan: int = 200) -> None:
+    def __init__(self, *, rails: Guardrails, limit: int = 5, scan: int = 200) -> None:
+        self.rails = rails
         self.limit = limit
         self.scan = scan
 
@@ -37,4 +40,6 @@ class Recall:
             key=lambda item: (len(query & words(item.value["text"])), item.updated_at),
             reverse=True,
         )
-        return {"memories": [item.value["text"] for item in scored[: self.limit]]}
+        return {
+            "memories": [self.rails.check_context(item.value["text"]).text for item in scored[: self.limit]]
+        }

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from bulwark.graphs.state import ToolTask
+from bulwark.guardrails.rails import Guardrails
 from bulwark.persistence.effects import EffectJournal
 from bulwark.tools.idempotency import make_key
 from bulwark.tools.registry import ToolRegistry
@@ -41,21 +42,31 @@ def is_approved(decision: Any) -> tuple[bool, str]:
 class RunTool:
     """Executes a single tool call after any approval it needs."""
 
-    def __init__(self, *, registry: ToolRegistry, journal: EffectJournal) -> None:
+    def __init__(self, *, registry: ToolRegistry, journal: EffectJournal, rails: Guardrails) -> None:
         self.registry = registry
         self.journal = journal
+        self.rails = rails
 
     def __call__(self, task: ToolTask, config: RunnableConfig) -> dict:
-        call = task["call"]
+        message = self._run(task["call"], config)
+        result = self.rails.check_context(message.text)
+        screened = message.model_copy(
+            update={
+                "content": result.text,
+                "response_metadata": {**message.response_metadata, "guardrails": result.verdict},
+            }
+        )
+        return {"messages": [screened]}
+
+    def _run(self, call: ToolCall, config: RunnableConfig) -> ToolMessage:
         name, call_id = call["name"], call["id"]
         try:
             policy = self.registry.policy(name)
         except KeyError:  # unknown tool: the registry answers with the list of tools
-            return {"messages": [self.registry.run(call, config=config)]}
+            return self.registry.run(call, config=config)
 
-        def reply(text: str, status: str, **artifact: Any) -> dict:
-            message = ToolMessage(text, tool_call_id=call_id, name=name, status=status, artifact=artifact)
-            return {"messages": [message]}
+        def reply(text: str, status: str, **artifact: Any) -> ToolMessage:
+            return ToolMessage(text, tool_call_id=call_id, name=name, status=status, artifact=artifact)
 
         if policy.requires_approval:
             approved, reason = is_approved(
@@ -64,7 +75,7 @@ class RunTool:
             if not approved:
                 return reply(f"rejected by reviewer{': ' + reason if reason else ''}", "error")
         if policy.idempotent:
-            return {"messages": [self.registry.run(call, config=config)]}
+            return self.registry.run(call, config=config)
 
         key = make_key((config.get("configurable") or {}).get("thread_id"), call_id)
         claim = self.journal.claim(key)
@@ -75,4 +86,4 @@ class RunTool:
             return reply(CUT_SHORT, "error", replayed=True)
         message = self.registry.run(call, config=config)
         self.journal.finish(key, message.status, message.text)
-        return {"messages": [message]}
+        return message

@@ -12,6 +12,7 @@ for name, value in {
     "LANGCHAIN_TRACING_V2": "false",
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     "LANGGRAPH_NO_VERSION_CHECK": "true",
+    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
 }.items():
     os.environ[name] = value
 

@@ -2,7 +2,7 @@
 
 It is started by ``tests/test_crash_resume.py`` and killed with SIGKILL at random points.
 Every thread runs the real Bulwark agent graph with a planned model that makes two rounds
-of parallel tool calls (steps 1-3, then 4-5) before answering "done". The only tool,
+of parallel tool calls (steps 1-3, then 4-5) before answering "done (record_effect)". The only tool,
 ``record_effect``, writes its side effect to a SQLite ledger outside the graph, keyed by
 the idempotency key Bulwark gives each tool call; a second table counts every attempt.
 
@@ -34,14 +34,14 @@ _ROUND_STARTS = [sum(len(r) for r in ROUNDS[:i]) for i in range(len(ROUNDS))]  #
 
 
 def plan(messages: list[BaseMessage]) -> AIMessage:
-    """The next round of calls, from the results so far; "done" after the last round."""
+    """The next round of calls, from the results so far; "done (record_effect)" after the last round."""
     start = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
     done = sum(isinstance(m, ToolMessage) for m in messages[start:])
     for planned, round_ in zip(_ROUND_STARTS, ROUNDS, strict=True):
         if done == planned:
             calls = [{"name": "record_effect", "args": {"step": s}, "id": f"step-{s}"} for s in round_]
             return AIMessage("", tool_calls=calls)
-    return AIMessage("done")
+    return AIMessage("done (record_effect)")
 
 
 def make_tool(ledger: Path):

@@ -79,7 +79,7 @@ async def test_sigkill_at_random_points_then_resume(checkpointer_url: str, tmp_p
             state = await saver.aget_tuple({"configurable": {"thread_id": thread}})
             assert state is not None
             messages = state.checkpoint["channel_values"]["messages"]
-            assert messages[-1].content == "done", f"{thread} did not complete"
+            assert messages[-1].content == "done (record_effect)", f"{thread} did not complete"
             answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
             calls = [c["id"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
             assert set(calls) <= answered, f"{thread} has a tool call without a result"

@@ -203,7 +203,8 @@ def test_reply_slower_than_timeout_raises_timeout_error(tmp_path: Path) -> None:
 
 async def test_agent_graph_runs_on_the_openai_path(tmp_path: Path) -> None:
     """The whole agent on ``openai:``: tool call, tool run, streamed final answer."""
-    answer = "17 times 23 is 391."
+    # Longer than the output rail's hold-back, so it streams in several pieces.
+    answer = "The calculator tool says 17 times 23 is 391: check it as 17 times 20 plus 17 times 3, that is 340 + 51."
     with ScriptedOpenAIServer(
         [Reply(tool_calls=[ToolCall("calculator", {"expression": "17*23"}, id="call_1")]), Reply(content=answer)]
     ) as server:

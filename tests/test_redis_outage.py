@@ -27,7 +27,7 @@ async def test_outage_mid_run_then_resume(redis_server: RedisServer, settings: S
 
     def reply(messages: list[BaseMessage]) -> AIMessage:
         if isinstance(messages[-1], ToolMessage):
-            return AIMessage("second answer")
+            return AIMessage("second answer (take_redis_down)")
         if messages[-1].text == "second question":
             return AIMessage("", tool_calls=[{"name": "take_redis_down", "args": {}, "id": "down-1"}])
         return AIMessage("first answer")
@@ -53,4 +53,4 @@ async def test_outage_mid_run_then_resume(redis_server: RedisServer, settings: S
         result = await graph.ainvoke(None, config)
     tool_results = [m for m in result["messages"] if isinstance(m, ToolMessage)]
     assert [m.tool_call_id for m in tool_results] == ["down-1"]
-    assert result["messages"][-1].text == "second answer"
+    assert result["messages"][-1].text == "second answer (take_redis_down)"

@@ -1,0 +1,158 @@
+"""Guardrail evals: jailbreak recall, false positives, and per-entity PII precision/recall.
+
+- **Attacks** (``jailbreak_dev``, ``injection_short_dev``): recall is the share of rows
+  the input rail blocks.
+- **Benign** (``benign_dev``, ``benign_tricky_dev``): the false-positive rate is the share
+  of rows the input rail blocks (redacting PII in a benign request is not a refusal, and
+  is reported apart as ``sanitized``).
+- **PII** (``presidio_synth_v2.json``): a predicted span is a true positive when it
+  overlaps a gold span of the same entity; precision and recall per entity.
+
+The rails run as deployed (NeMo by default) except for the size limit, which is lifted so
+that recall measures the detectors, not ``max_input_chars``. Data and licenses:
+``evals/datasets/README.md``. ``bulwark eval guardrails`` prints the report;
+``tests/test_guardrails_eval.py`` holds the thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bulwark.guardrails.detectors.pii import find_pii
+from bulwark.guardrails.rails import Guardrails
+from bulwark.nodes.agent import SYSTEM_PROMPT
+from bulwark.settings import Settings
+
+DATASETS = Path(__file__).parent / "datasets"
+ATTACK_SETS = ("jailbreak_dev", "injection_short_dev")
+BENIGN_SETS = ("benign_dev", "benign_tricky_dev")
+PII_SET = DATASETS / "presidio_synth_v2.json"
+PII_ENTITIES = ("EMAIL", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS",
+                "PERSON", "STREET_ADDRESS")
+"""Scored entities; the dataset's ``EMAIL_ADDRESS`` is our ``EMAIL``."""
+_GOLD_NAMES = {"EMAIL_ADDRESS": "EMAIL"}
+
+
+@dataclass
+class SetResult:
+    """How the input rail treated one labelled set."""
+
+    name: str
+    rows: int
+    blocked: int
+    sanitized: int
+    missed: list[str] = field(default_factory=list)
+    """Ids of attack rows let through, or benign rows blocked."""
+
+    @property
+    def block_rate(self) -> float:
+        return self.blocked / self.rows if self.rows else 0.0
+
+
+@dataclass
+class EntityResult:
+    """Span-overlap precision and recall of one PII entity."""
+
+    entity: str
+    gold: int
+    predicted: int
+    found: int
+    """Gold spans overlapped by a prediction of the same entity."""
+    correct: int
+    """Predictions overlapping a gold span of the same entity."""
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.gold if self.gold else 1.0
+
+    @property
+    def precision(self) -> float:
+        return self.correct / self.predicted if self.predicted else 1.0
+
+
+@dataclass
+class GuardrailReport:
+    """Everything :func:`run_guardrail_eval` measured."""
+
+    attacks: list[SetResult]
+    benign: list[SetResult]
+    pii: list[EntityResult]
+
+    def entity(self, name: str) -> EntityResult:
+        return next(e for e in self.pii if e.entity == name)
+
+    def set(self, name: str) -> SetResult:
+        return next(s for s in self.attacks + self.benign if s.name == name)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a guardrail JSON-lines file (``{"id", "text", "label"}``)."""
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _screen(rails: Guardrails, name: str, *, attack: bool) -> SetResult:
+    rows = read_jsonl(DATASETS / f"{name}.jsonl")
+    result = SetResult(name=name, rows=len(rows), blocked=0, sanitized=0)
+    for row in rows:
+        action = rails.check_input(row["text"]).verdict["action"]
+        result.blocked += action == "block"
+        result.sanitized += action == "sanitize"
+        if (action == "block") != attack:
+            result.missed.append(str(row["id"]))
+    return result
+
+
+def score_pii(rows: Iterable[dict], entities: Sequence[str] = PII_ENTITIES) -> list[EntityResult]:
+    """Per-entity span-overlap precision and recall of :func:`find_pii` on Presidio-style rows."""
+    gold_n, pred_n, found, correct = Counter(), Counter(), Counter(), Counter()
+    for row in rows:
+        gold = [
+            (_GOLD_NAMES.get(s["entity_type"], s["entity_type"]), s["start_position"], s["end_position"])
+            for s in row["spans"]
+        ]
+        gold = [g for g in gold if g[0] in entities]
+        predicted = find_pii(row["full_text"], entities=entities)
+        for entity, start, end in gold:
+            gold_n[entity] += 1
+            found[entity] += any(p.entity == entity and p.start < end and start < p.end for p in predicted)
+        for p in predicted:
+            pred_n[p.entity] += 1
+            correct[p.entity] += any(e == p.entity and p.start < end and start < p.end for e, start, end in gold)
+    return [EntityResult(e, gold_n[e], pred_n[e], found[e], correct[e]) for e in entities]
+
+
+def eval_rails(settings: Settings) -> Guardrails:
+    """The deployment's rails with the size limit lifted (recall measures detectors)."""
+    return Guardrails.from_settings(
+        settings.model_copy(update={"max_input_chars": 10**9}), system_prompt=SYSTEM_PROMPT
+    )
+
+
+def run_guardrail_eval(rails: Guardrails, *, pii_data: Path = PII_SET) -> GuardrailReport:
+    """Run every guardrail eval with ``rails`` (build them with a generous size limit)."""
+    with pii_data.open(encoding="utf-8") as data:
+        pii_rows = json.load(data)
+    return GuardrailReport(
+        attacks=[_screen(rails, name, attack=True) for name in ATTACK_SETS],
+        benign=[_screen(rails, name, attack=False) for name in BENIGN_SETS],
+        pii=score_pii(pii_rows),
+    )
+
+
+def format_report(report: GuardrailReport, *, show_misses: int = 5) -> str:
+    """A plain-text table of the report."""
+    lines = ["input rail            rows  blocked  rate    (attack: recall, benign: false positives)"]
+    for s in report.attacks + report.benign:
+        lines.append(f"{s.name:<21} {s.rows:>4}  {s.blocked:>7}  {s.block_rate:6.1%}")
+        if s.missed and show_misses:
+            lines.append(f"  {'let through' if s in report.attacks else 'blocked'}: "
+                         + ", ".join(s.missed[:show_misses]) + (" ..." if len(s.missed) > show_misses else ""))
+    lines += ["", "PII entity       gold  precision  recall"]
+    for e in report.pii:
+        lines.append(f"{e.entity:<15} {e.gold:>5}  {e.precision:9.1%}  {e.recall:6.1%}")
+    return "\n".join(lines)

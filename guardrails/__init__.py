@@ -1,0 +1,1 @@
+"""Guardrails: NeMo Guardrails rails (config in ``guardrails/config``) over fast offline detectors."""
