@@ -17,10 +17,12 @@ otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -125,9 +127,19 @@ class Guardrails:
             if self._nemo is None:
                 return direct()
             messages, options = self._request(rail, text, sources)
-            return self._result(rail, text, self._nemo.generate(messages=messages, options=options))
+            return self._result(rail, text, self._generate(messages, options))
         except Exception as exc:  # noqa: BLE001 - a failing rail must not fail the run
             return self._failed(rail, text, exc)
+
+    def _generate(self, messages: list[dict], options: dict) -> object:
+        # NeMo's sync generate refuses to run inside an event loop (a notebook, an async
+        # app calling sync code); there it runs on a worker thread with its own loop.
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._nemo.generate(messages=messages, options=options)  # type: ignore[union-attr]
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            return worker.submit(self._nemo.generate, messages=messages, options=options).result()  # type: ignore[union-attr]
 
     # -- public checks ---------------------------------------------------------------
 
