@@ -49,8 +49,9 @@ def _load_nemo(config_dir: Path, policy: RailPolicy):  # -> nemoguardrails.LLMRa
     os.environ.setdefault("NEMO_GUARDRAILS_NO_USAGE_STATS", "1")
     from nemoguardrails import LLMRails, RailsConfig
 
-    # NeMo logs every action it registers at INFO; keep servers' logs to what matters.
-    logging.getLogger("nemoguardrails").setLevel(logging.WARNING)
+    # NeMo logs every action it registers at INFO, and an action's error with its
+    # parameters, i.e. the raw text and its PII; the failure is logged here without them.
+    logging.getLogger("nemoguardrails").setLevel(logging.CRITICAL)
 
     rails = LLMRails(RailsConfig.from_path(str(config_dir)))
     rails.register_action_param("bulwark_policy", policy)

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bulwark.guardrails.detectors import Finding
+from bulwark.guardrails.detectors.jailbreak_model import is_jailbreak
 from bulwark.guardrails.detectors.normalize import deobfuscate
 
 Mode = Literal["direct", "indirect"]
@@ -1478,10 +1479,16 @@ def detect_injection(text: str) -> list[Finding]:
     ``fake_system_tag`` (``<|im_start|>``, ``[INST]``, ``### System:``, injected
     assistant turns), ``prompt_extraction`` (asks for the system prompt or hidden
     instructions) and ``encoded_injection`` (any of these, visible only once the text
-    is de-obfuscated or decoded). HIGH blocks; MEDIUM is a weak signal to flag.
+    is de-obfuscated or decoded). A text no cue blocks is also scored by the trained
+    model of :mod:`jailbreak_model`, a ``jailbreak`` above its threshold. HIGH blocks;
+    MEDIUM is a weak signal to flag.
     Spans are offsets into ``text`` where the finding has one.
     """
-    return _detect(text, "direct")
+    findings = _detect(text, "direct")
+    if not any(f.severity == "high" for f in findings) and is_jailbreak(text):
+        # Templates written without jailbreak wording: the trained model catches some.
+        findings.append(Finding("jailbreak", "high"))
+    return findings
 
 
 def detect_indirect_injection(text: str) -> list[Finding]:
