@@ -13,7 +13,7 @@ what the streaming rail calls chunk by chunk.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bulwark.graphs.state import Severity, Verdict
@@ -48,12 +48,10 @@ class RailPolicy:
     denied_topics: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Topic name -> phrases; a request or answer that mentions one is refused."""
 
+    _prompt_windows: frozenset[str] = field(init=False, repr=False, compare=False)
+    _topics: dict[str, re.Pattern[str]] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
-        tokens = self.system_prompt.lower().split()
-        windows = {
-            " ".join(tokens[i : i + _PROMPT_WINDOW])
-            for i in range(max(len(tokens) - _PROMPT_WINDOW + 1, 0))
-        }
         topics = {
             topic: re.compile(
                 r"\b(" + "|".join(re.escape(p.strip()) for p in phrases if p.strip()) + r")\b",
@@ -61,24 +59,26 @@ class RailPolicy:
             )
             for topic, phrases in self.denied_topics.items()
         }
-        object.__setattr__(self, "_prompt_windows", frozenset(windows))
+        object.__setattr__(self, "_prompt_windows", frozenset(_windows(self.system_prompt)))
         object.__setattr__(self, "_topics", topics)
 
     def topic_findings(self, text: str) -> list[Finding]:
         """A HIGH finding per denied topic the text mentions."""
         return [
             Finding(f"denied_topic:{topic}", "high", m.start(), m.end())
-            for topic, pattern in self._topics.items()  # type: ignore[attr-defined]
+            for topic, pattern in self._topics.items()
             if (m := pattern.search(text))
         ]
 
     def leaks_prompt(self, text: str) -> bool:
         """Whether the text quotes the system prompt."""
-        tokens = text.lower().split()
-        windows: frozenset[str] = self._prompt_windows  # type: ignore[attr-defined]
-        return bool(windows) and any(
-            " ".join(tokens[i : i + _PROMPT_WINDOW]) in windows for i in range(len(tokens))
-        )
+        return bool(self._prompt_windows) and not self._prompt_windows.isdisjoint(_windows(text))
+
+
+def _windows(text: str) -> Iterator[str]:
+    """Every run of :data:`_PROMPT_WINDOW` words of the text, lower-cased."""
+    tokens = text.lower().split()
+    return (" ".join(tokens[i : i + _PROMPT_WINDOW]) for i in range(len(tokens) - _PROMPT_WINDOW + 1))
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,6 @@ class Guardrails:
         config_dir: Path = CONFIG_DIR,
     ) -> None:
         self.policy = policy
-        self.engine = engine
         self.fail_closed = fail_closed
         self._nemo = _load_nemo(config_dir, policy) if engine == "nemo" else None
 

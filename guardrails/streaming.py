@@ -60,12 +60,17 @@ class StreamScreen:
     def _release(self, *, final: bool) -> str:
         if self.blocked:
             return ""
+        cut = len(self._held) if final else self._boundary()
+        if cut <= 0:  # nothing could go out yet: the checks wait for a new boundary
+            return ""
         window = self._released[-_WINDOW:] + self._held
         if any(f.severity == "high" for f in blocking_findings(window, self.policy)):
             self.blocked, self._held = True, ""
             return WITHHELD
         spans = redactions(self._held, self.policy)
-        cut = len(self._held) if final else self._cut(spans)
+        for span in spans:  # never cut through an entity
+            if span.start < cut < span.end:  # type: ignore[operator]
+                cut = span.start  # type: ignore[assignment]
         if cut <= 0:
             return ""
         out = redact(self._held[:cut], [s for s in spans if s.end <= cut])  # type: ignore[operator]
@@ -73,16 +78,12 @@ class StreamScreen:
         self._released = (self._released + out)[-_WINDOW:]
         return out
 
-    def _cut(self, spans: list) -> int:
-        """Last whitespace boundary at least ``hold`` characters back, outside any span."""
+    def _boundary(self) -> int:
+        """Last whitespace at least ``hold`` characters back (0: none past the start)."""
         limit = len(self._held) - self.hold
         if limit <= 0:
             return 0
-        cut = max(self._held.rfind(" ", 0, limit + 1), self._held.rfind("\n", 0, limit + 1))
-        for span in spans:
-            if span.start < cut < span.end:
-                cut = span.start
-        return max(cut, 0)
+        return max(self._held.rfind(" ", 0, limit + 1), self._held.rfind("\n", 0, limit + 1), 0)
 
 
 class GuardedChatModel(BaseChatModel):
