@@ -4,7 +4,6 @@ written for these tests (none copied from the eval sets)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -84,10 +83,3 @@ def test_deterministic() -> None:
     assert (jm.features(PERSONA_JAILBREAK, 14) == jm.features(PERSONA_JAILBREAK, 14)).all()
 
 
-def test_fast_enough() -> None:
-    jailbreak_probability("warm up")
-    text = (PERSONA_JAILBREAK + " ") * 15  # about 12 KB
-    start = time.perf_counter()
-    for _ in range(20):
-        jailbreak_probability(text)
-    assert (time.perf_counter() - start) / 20 < 0.05  # budget 10 ms; loose for slow CI machines
