@@ -235,3 +235,11 @@ def test_guard_reads_a_file_and_reports_bad_lines_without_losing_good_ones(tmp_p
 def test_guard_rejects_a_missing_file(tmp_path: Path) -> None:
     result = run("guard", "--input", str(tmp_path / "nope.jsonl"), cwd=tmp_path)
     assert result.returncode == 2 and "no file at" in result.stderr
+
+
+def test_eval_guardrails_prints_the_report(tmp_path: Path) -> None:
+    result = run("eval", "guardrails", "--misses", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert rows["benign_tricky_dev"][1:3] == ["40", "0"]
+    assert rows["IBAN_CODE"][0] == "IBAN_CODE" and rows["US_SSN"][-1].endswith("%")
