@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_SPEC = re.compile(r"^(offline|openai:[A-Za-z0-9._:/-]+)$")
+EMBEDDINGS_SPEC = re.compile(r"^(hash(:[1-9][0-9]{0,4})?|openai:[A-Za-z0-9._:/-]+|minilm)$")
 
 
 class ConfigError(ValueError):
@@ -103,6 +104,26 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Topics the agent refuses, as JSON: {"competitors": ["acme", "globex"]}.',
     )
+    memory_url: str | None = Field(
+        default=None,
+        description="Memory store (Qdrant): a directory for the embedded engine, `http(s)://host:port` "
+        "for a Qdrant server, or `memory://`; default `<data_dir>/memory`.",
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="API key for a Qdrant server.")
+    embeddings: str = Field(
+        default="hash",
+        description="Embedder: `hash[:DIMS]` (offline, deterministic), `openai:<model>` or "
+        "`minilm` (extra `bulwark[minilm]`).",
+    )
+    memory_tokens: int = Field(
+        default=600, gt=0, description="Token budget for recalled memories in the prompt."
+    )
+    memory_importance: float = Field(
+        default=0.5, ge=0, le=1, description="Importance a fact needs to be kept long-term."
+    )
+    memory_ttl_days: float | None = Field(
+        default=None, gt=0, description="Forget memories not read for this many days (none: keep)."
+    )
     host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
     port: int = Field(default=8024, ge=1, le=65535, description="`bulwark serve` port.")
 
@@ -146,6 +167,32 @@ class Settings(BaseSettings):
                 "redis[s]://[:password@]host[:port][/db][?ttl=SECONDS] or memory://"
             )
         return value
+
+    @field_validator("memory_url")
+    @classmethod
+    def _memory_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value and not value.startswith(
+            ("http://", "https://", "memory://")
+        ):
+            shown = re.sub(r"//[^/?#]*@", "//***@", value)
+            raise ValueError(
+                f"unsupported memory URL {shown!r}: use a directory, http(s)://host:port or memory://"
+            )
+        return value
+
+    @field_validator("embeddings")
+    @classmethod
+    def _embeddings(cls, value: str) -> str:
+        if not EMBEDDINGS_SPEC.match(value):
+            raise ValueError(
+                f"unknown embeddings {value!r}: use 'hash', 'hash:<dims>', 'openai:<model>' or 'minilm'"
+            )
+        return value
+
+    @property
+    def resolved_memory_url(self) -> str:
+        """The memory store's location, defaulting to the embedded engine in the data directory."""
+        return self.memory_url or str(self.data_dir / "memory")
 
     @property
     def resolved_checkpointer_url(self) -> str:

@@ -27,6 +27,12 @@ an error ``status`` answers with OpenAI's error body; ``delay_s`` holds the answ
 keeps retry tests fast. When the script runs out, the server answers 400 (which the SDK
 does not retry) with a message saying so.
 
+``POST /v1/embeddings`` is not scripted: it answers every request with deterministic
+vectors from :class:`~bulwark.memory.embeddings.HashingEmbeddings` (1536 dimensions, or the
+request's ``dimensions``), as floats or, when the client asks for ``"encoding_format":
+"base64"`` (the ``openai`` SDK's default), as base64 little-endian float32. Its bodies are
+recorded in ``embedding_requests``.
+
 Extending: add a field to :class:`Reply` and use it in ``_respond``/``_completion``/
 ``_chunks``; everything a test may want to assert about the client is recorded in
 ``requests`` (bodies) and ``request_headers``.
@@ -34,6 +40,7 @@ Extending: add a field to :class:`Reply` and use it in ``_respond``/``_completio
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -45,9 +52,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+import numpy as np
+from bulwark.memory.embeddings import HashingEmbeddings
+
 __all__ = ["Reply", "ScriptedOpenAIServer", "ToolCall"]
 
 COMPLETIONS_PATH = "/v1/chat/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
+EMBEDDING_DIMS = 1536  # text-embedding-3-small's size, used when a request names none
 
 # OpenAI's error ``type``/``code`` for the statuses tests are likely to script.
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
@@ -174,6 +186,7 @@ class ScriptedOpenAIServer:
 
     * ``requests``: every JSON body received on the completions endpoint, in order.
     * ``request_headers``: the matching request headers (lower-cased names).
+    * ``embedding_requests``: every JSON body received on the embeddings endpoint.
     * ``remaining``: how many scripted replies are left.
     """
 
@@ -183,6 +196,7 @@ class ScriptedOpenAIServer:
         self._closing = threading.Event()
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -258,11 +272,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.path.split("?")[0] != COMPLETIONS_PATH:
+        path = self.path.split("?")[0]
+        if path not in (COMPLETIONS_PATH, EMBEDDINGS_PATH):
             self._send_json(
                 404,
                 _error(
-                    f"ScriptedOpenAIServer serves only {COMPLETIONS_PATH}, not {self.path}",
+                    f"ScriptedOpenAIServer serves only {COMPLETIONS_PATH} and "
+                    f"{EMBEDDINGS_PATH}, not {self.path}",
                     "invalid_request_error",
                 ),
             )
@@ -273,6 +289,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(
                 400, _error(f"request body is not JSON: {exc}", "invalid_request_error")
             )
+            return
+        if path == EMBEDDINGS_PATH:
+            with self.scripted._lock:
+                self.scripted.embedding_requests.append(body)
+            self._send_embeddings(body)
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         number, reply = self.scripted._record(body, headers)
@@ -315,6 +336,22 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, _completion(reply, model, completion_id, number), extra)
 
+    def _send_embeddings(self, body: dict[str, Any]) -> None:
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            self._send_json(
+                400,
+                _error(
+                    "ScriptedOpenAIServer embeds only a string or a list of strings "
+                    "(token arrays are not supported)",
+                    "invalid_request_error",
+                ),
+            )
+            return
+        self._send_json(200, _embeddings(texts, body))
+
     def _send_json(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
@@ -350,6 +387,31 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _embeddings(texts: list[str], body: dict[str, Any]) -> dict[str, Any]:
+    """A ``CreateEmbeddingResponse`` with deterministic vectors for ``texts``."""
+    dims = int(body.get("dimensions") or EMBEDDING_DIMS)
+    vectors = HashingEmbeddings(dims=dims).embed_documents(texts)
+    as_base64 = body.get("encoding_format") == "base64"
+    tokens = sum(len(text.split()) for text in texts)
+    return {
+        "object": "list",
+        "data": [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": (
+                    base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+                    if as_base64
+                    else vector
+                ),
+            }
+            for i, vector in enumerate(vectors)
+        ],
+        "model": str(body.get("model", "unknown")),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def _tool_call_id(call: ToolCall, number: int, index: int) -> str:
