@@ -14,6 +14,7 @@ checkpointer to make runs resumable and a store for long-term memory.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
@@ -35,15 +36,18 @@ from bulwark.nodes.guard_input import GuardInput
 from bulwark.nodes.guard_output import GuardOutput
 from bulwark.nodes.recall import Recall
 from bulwark.nodes.refuse import refuse
-from bulwark.nodes.remember import remember
+from bulwark.nodes.remember import Remember
 from bulwark.nodes.route import RouteModel
 from bulwark.nodes.tools import RunTool
+from bulwark.memory.store import MemoryStoreError, QdrantStore, open_memory_store
 from bulwark.persistence.audit import AuditLog
-from bulwark.persistence.checkpoints import open_checkpointer, open_store
+from bulwark.persistence.checkpoints import open_checkpointer
 from bulwark.settings import Settings
 from bulwark.persistence.effects import EffectJournal
 from bulwark.tools.builtin import builtin_registry
 from bulwark.tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
 
 
 def cut_short(snapshot: StateSnapshot) -> bool:
@@ -101,7 +105,7 @@ def build_agent_graph(
     graph = StateGraph(AgentState, context_schema=RunContext)
     graph.add_node("guard_input", RunnableLambda(guard_input, afunc=guard_input.acall, name="guard_input"))
     graph.add_node("refuse", refuse)
-    graph.add_node("recall", Recall(rails=rails))
+    graph.add_node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens))
     graph.add_node("route", RouteModel(model=settings.model, fast_model=settings.fast_model))
     graph.add_node(
         "agent",
@@ -116,7 +120,7 @@ def build_agent_graph(
     graph.add_node(
         "guard_output", RunnableLambda(guard_output, afunc=guard_output.acall, name="guard_output")
     )
-    graph.add_node("remember", remember)
+    graph.add_node("remember", Remember(threshold=settings.memory_importance))
     graph.add_node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl")))
 
     graph.add_edge(START, "guard_input")
@@ -161,15 +165,23 @@ def build_agent(
 async def open_agent(settings: Settings, **kwargs: object) -> AsyncIterator[CompiledStateGraph]:
     """Yield the agent with the checkpointer and memory store that ``settings`` name.
 
+    If the memory store cannot be opened (a Qdrant server down, an embedded store held by
+    another process) the agent runs without long-term memory and a warning says why.
     Extra keyword arguments go to :func:`build_agent`. Example::
 
         async with open_agent(load_settings()) as agent:
             await agent.ainvoke({"messages": [("user", "what is 17*23")]},
                                 {"configurable": {"thread_id": "t1"}})
     """
-    data_dir = settings.ensure_data_dir()
-    async with (
-        open_checkpointer(settings.resolved_checkpointer_url) as checkpointer,
-        open_store(data_dir / "memory.db") as store,
-    ):
-        yield build_agent(settings, checkpointer=checkpointer, store=store, **kwargs)  # type: ignore[arg-type]
+    settings.ensure_data_dir()
+    try:
+        store: QdrantStore | None = open_memory_store(settings)
+    except MemoryStoreError as exc:
+        log.warning("running without long-term memory: %s", exc)
+        store = None
+    try:
+        async with open_checkpointer(settings.resolved_checkpointer_url) as checkpointer:
+            yield build_agent(settings, checkpointer=checkpointer, store=store, **kwargs)  # type: ignore[arg-type]
+    finally:
+        if store is not None:
+            store.close()

@@ -3,7 +3,9 @@
 The graph is compiled without a checkpointer: the server attaches the one
 :func:`checkpointer` opens, the same ``BULWARK_CHECKPOINTER_URL`` the CLI and the Python
 API use, so a thread started through the server can be continued with ``bulwark ask``.
-Settings come from the environment and ``.env`` when the server imports this module.
+The memory store is the same Qdrant store too (:func:`store`, ``store.path``), so the
+server's ``/store`` API and Studio show the memories the agent keeps. Settings come from
+the environment and ``.env`` when the server imports this module.
 """
 
 from contextlib import AbstractAsyncContextManager
@@ -11,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from bulwark.graphs.agent import build_agent_graph
+from bulwark.memory.store import QdrantStore, open_memory_store
 from bulwark.persistence.checkpoints import open_checkpointer
 from bulwark.settings import load_settings
 
@@ -21,3 +24,8 @@ graph = build_agent_graph(settings).compile(name="bulwark-agent")
 def checkpointer() -> AbstractAsyncContextManager[BaseCheckpointSaver]:
     """The server's checkpointer (``checkpointer.path`` in langgraph.json)."""
     return open_checkpointer(settings.resolved_checkpointer_url)
+
+
+def store() -> QdrantStore:
+    """The server's long-term memory store (``store.path`` in langgraph.json)."""
+    return open_memory_store(settings)

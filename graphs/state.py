@@ -54,6 +54,16 @@ def add_usage(left: Usage | None, right: Usage | None) -> Usage:
     return {key: left.get(key, 0) + right.get(key, 0) for key in Usage.__annotations__}  # type: ignore[return-value]
 
 
+MAX_NOTES = 20
+
+
+def update_notes(left: list[str] | None, right: list[str] | None) -> list[str]:
+    """Reducer for working memory: append new notes (the last ``MAX_NOTES``); ``None`` clears."""
+    if right is None:
+        return []
+    return list(dict.fromkeys([*(left or []), *right]))[-MAX_NOTES:]
+
+
 class AgentState(TypedDict, total=False):
     """Checkpointed state of one conversation thread."""
 
@@ -67,6 +77,8 @@ class AgentState(TypedDict, total=False):
     """Model routing decision for the latest request."""
     memories: list[str]
     """Long-term memories recalled for the latest request."""
+    working: Annotated[list[str], update_notes]
+    """Working memory: notes on the task at hand (tool outcomes), cleared when it ends."""
     usage: Annotated[Usage, add_usage]
     """Tokens spent on this thread so far."""
 

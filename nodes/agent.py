@@ -1,8 +1,8 @@
 """Agent: calls the routed chat model with the tools bound, on a trimmed conversation.
 
-The system prompt carries the recalled memories; the history is trimmed to the token
-budget with LangChain's ``trim_messages`` (whole turns, starting on a user message, so a
-tool call is never separated from its result).
+The system prompt carries the recalled memories, the task's working notes and a summary of
+the turns that no longer fit the token budget (:mod:`bulwark.memory.shortterm`); the recent
+turns follow whole.
 
 With streaming on, the reply streams through the output rail
 (:class:`~bulwark.guardrails.streaming.GuardedChatModel`), so no token leaves unscreened.
@@ -23,15 +23,14 @@ from langchain_core.messages import (
     RemoveMessage,
     SystemMessage,
     ToolMessage,
-    trim_messages,
 )
-from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import BaseTool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from bulwark.graphs.state import AgentState
 from bulwark.guardrails.checks import RailPolicy
 from bulwark.guardrails.streaming import GuardedChatModel
+from bulwark.memory.shortterm import fit_history
 
 SYSTEM_PROMPT = (
     "You are Bulwark, a careful assistant. Use the tools when they help, say which tool "
@@ -58,27 +57,33 @@ class Agent:
         self.history_tokens = history_tokens
         self.system_prompt = system_prompt
 
-    def prompt(self, messages: Sequence[AnyMessage], memories: Sequence[str] = ()) -> list:
-        """The messages sent to the model: system prompt, memories, trimmed history."""
+    def prompt(
+        self,
+        messages: Sequence[AnyMessage],
+        *,
+        memories: Sequence[str] = (),
+        notes: Sequence[str] = (),
+    ) -> list:
+        """The messages sent to the model: system prompt with memories, task notes and a
+        summary of older turns, then the recent turns that fit the token budget."""
+        summary, recent = fit_history(messages, max_tokens=self.history_tokens)
         system = self.system_prompt
-        if memories:
-            system += "\n\nKnown facts about the user:\n" + "\n".join(f"- {m}" for m in memories)
-        history = trim_messages(
-            messages,
-            max_tokens=self.history_tokens,
-            token_counter=count_tokens_approximately,
-            strategy="last",
-            start_on="human",
-            allow_partial=False,
-        )
-        return [SystemMessage(system), *history]
+        for heading, lines in (
+            ("Known facts about the user:", [f"- {m}" for m in memories]),
+            ("Notes for the current task:", [f"- {n}" for n in notes]),
+            ("Earlier in this conversation:", summary.splitlines()),
+        ):
+            if lines:
+                system += f"\n\n{heading}\n" + "\n".join(lines)
+        return [SystemMessage(system), *recent]
 
     def __call__(self, state: AgentState) -> dict:
         route = state.get("route") or {}
         spec = route.get("model") or next(iter(self.models))
         repaired = repair_dangling_tool_calls(state["messages"])
         messages = repaired or state["messages"]
-        reply = self.models[spec].invoke(self.prompt(messages, state.get("memories") or ()))
+        prompt = self.prompt(messages, memories=state.get("memories") or (), notes=state.get("working") or ())
+        reply = self.models[spec].invoke(prompt)
         usage = reply.usage_metadata or {}
         return {
             # A repair rewrites the history so each result follows its call.

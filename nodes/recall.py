@@ -1,45 +1,83 @@
-"""Recall: fetches the user's long-term memories relevant to the request from the store.
+"""Recall: the user's memories relevant to the request, from several routes fused into one.
 
-Memories live in the LangGraph store under ``("memories", tenant, user)``, so the graph,
-the LangGraph server's ``/store`` API and Studio see the same ones. Ranking here is word
-overlap; semantic search and rank fusion arrive with the Qdrant store. Recalled text
-passes the context rail (instructions neutralised, PII redacted) before the model sees it.
+Routes, each a ranking of memory texts:
+
+- ``semantic``: vector search of the user's memories for the request;
+- ``recent``: what the user told us most recently (newest memories first);
+- ``important``: the facts scored most important (explicit "remember ...", preferences);
+- ``working``: the notes of the task at hand in ``state["working"]``, by word overlap.
+
+They are fused with reciprocal rank fusion, deduplicated and cut to the memory token budget
+(:mod:`bulwark.memory.fusion`). Recalled text passes the context rail (instructions
+neutralised, PII redacted) before the model sees it. Memory is an enrichment: if the store
+fails (a Qdrant server down, say) the agent answers without it and the log says why.
 """
 
 from __future__ import annotations
 
+import logging
+
 from langgraph.runtime import Runtime
+from langgraph.store.base import BaseStore
 
 from bulwark.graphs.state import AgentState, RunContext
 from bulwark.guardrails.rails import Guardrails
+from bulwark.memory.fusion import fit_budget, fuse
+from bulwark.memory.longterm import IMPORTANCE, memory_namespace
 from bulwark.nodes._text import latest_request, words
 
-
-def memory_namespace(context: RunContext) -> tuple[str, str, str]:
-    """The store namespace that holds one user's memories."""
-    return ("memories", context.tenant_id, context.user_id)
+log = logging.getLogger(__name__)
 
 
 class Recall:
-    """Puts up to ``limit`` memories, most relevant first, into ``state["memories"]``."""
+    """Puts the fused memories, best first, into ``state["memories"]``.
 
-    def __init__(self, *, rails: Guardrails, limit: int = 5, scan: int = 200) -> None:
+    Args:
+        rails: screens every recalled text.
+        max_tokens: budget for all recalled memories together.
+        per_route: how many memories each route contributes at most.
+        important: the importance a fact needs for the ``important`` route.
+    """
+
+    def __init__(
+        self,
+        *,
+        rails: Guardrails,
+        max_tokens: int,
+        per_route: int = 8,
+        important: float = IMPORTANCE["preference"],
+    ) -> None:
         self.rails = rails
-        self.limit = limit
-        self.scan = scan
+        self.max_tokens = max_tokens
+        self.per_route = per_route
+        self.important = important
 
     def __call__(self, state: AgentState, runtime: Runtime[RunContext]) -> dict:
         request = latest_request(state["messages"])
-        if runtime.store is None or request is None:
+        if request is None:
             return {"memories": []}
-        context = runtime.context or RunContext()
-        items = runtime.store.search(memory_namespace(context), limit=self.scan)
         query = words(request.text)
-        scored = sorted(
-            items,
-            key=lambda item: (len(query & words(item.value["text"])), item.updated_at),
-            reverse=True,
-        )
-        return {
-            "memories": [self.rails.check_context(item.value["text"]).text for item in scored[: self.limit]]
+        notes = [n for n in state.get("working") or [] if query & words(n)]
+        rankings = {"working": sorted(notes, key=lambda n: len(query & words(n)), reverse=True)}
+        if runtime.store is not None:
+            context = runtime.context or RunContext()
+            try:
+                rankings |= self.from_store(runtime.store, memory_namespace(context), request.text)
+            except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
+                log.warning(
+                    "recall failed, answering without long-term memory (tenant=%s user=%s): %s",
+                    context.tenant_id, context.user_id, exc,
+                )
+        fused = fit_budget(fuse(rankings), max_tokens=self.max_tokens)
+        return {"memories": [self.rails.check_context(memory.text).text for memory in fused]}
+
+    def from_store(self, store: BaseStore, namespace: tuple[str, ...], query: str) -> dict[str, list[str]]:
+        """The store's routes for ``query`` in ``namespace``."""
+        searches = {
+            "semantic": store.search(namespace, query=query, limit=self.per_route),
+            "recent": store.search(namespace, limit=self.per_route),
+            "important": store.search(
+                namespace, filter={"importance": {"$gte": self.important}}, limit=self.per_route
+            ),
         }
+        return {route: [item.value["text"] for item in items] for route, items in searches.items()}

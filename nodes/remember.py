@@ -1,50 +1,43 @@
-"""Remember: stores facts the user states about themselves as long-term memories.
+"""Remember: scores what the user said and keeps what matters as long-term memory.
 
-A sentence is kept when it is an explicit "remember ..." or a first-person fact or
-preference ("my name is ...", "I prefer ..."). The key is derived from the text, so
-repeating a fact does not duplicate it.
+Every sentence of the latest request is scored for importance
+(:func:`bulwark.memory.longterm.score_sentence`); those at or above the threshold
+(``BULWARK_MEMORY_IMPORTANCE``) are stored in the user's namespace, embedded for semantic
+recall. The key comes from the text, so repeating a fact does not duplicate it. The task is
+over once the answer is out, so its working memory is cleared here. A store failure is
+logged and the answer still goes out.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
+import logging
 
 from langgraph.runtime import Runtime
 
 from bulwark.graphs.state import AgentState, RunContext
+from bulwark.memory.longterm import memorable_facts, memory_namespace, store_memory
 from bulwark.nodes._text import latest_request
-from bulwark.nodes.recall import memory_namespace
 
-_EXPLICIT = re.compile(r"^\s*(please\s+)?remember\s+(that\s+)?(?P<fact>.+)$", re.IGNORECASE)
-_PERSONAL = re.compile(
-    r"\b(my\s+[\w ]{1,30}?\s+(is|are|was)\s+\S"
-    r"|i\s+(am|'m|like|love|prefer|hate|dislike|live|work|use|speak)\b"
-    r"|call\s+me\b)",
-    re.IGNORECASE,
-)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+log = logging.getLogger(__name__)
 
 
-def memorable_facts(text: str) -> list[str]:
-    """The sentences of ``text`` worth remembering, with "remember that" stripped."""
-    facts = []
-    for sentence in _SENTENCE.split(text.strip()):
-        sentence = sentence.strip().rstrip(".!")
-        if match := _EXPLICIT.match(sentence):
-            facts.append(match["fact"].strip())
-        elif _PERSONAL.search(sentence) and not sentence.endswith("?"):
-            facts.append(sentence)
-    return facts
+class Remember:
+    """Stores the latest request's facts whose importance reaches ``threshold``."""
 
+    def __init__(self, *, threshold: float) -> None:
+        self.threshold = threshold
 
-def remember(state: AgentState, runtime: Runtime[RunContext]) -> dict:
-    """Store the latest request's memorable facts in the user's namespace."""
-    request = latest_request(state["messages"])
-    if runtime.store is None or request is None:
-        return {}
-    namespace = memory_namespace(runtime.context or RunContext())
-    for fact in memorable_facts(request.text):
-        key = str(uuid.uuid5(uuid.NAMESPACE_URL, fact.lower()))
-        runtime.store.put(namespace, key, {"text": fact})
-    return {}
+    def __call__(self, state: AgentState, runtime: Runtime[RunContext]) -> dict:
+        request = latest_request(state["messages"])
+        if runtime.store is not None and request is not None:
+            context = runtime.context or RunContext()
+            namespace = memory_namespace(context)
+            try:
+                for fact in memorable_facts(request.text, threshold=self.threshold):
+                    store_memory(runtime.store, namespace, fact, source="conversation")
+            except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
+                log.warning(
+                    "could not store memories (tenant=%s user=%s): %s",
+                    context.tenant_id, context.user_id, exc,
+                )
+        return {"working": None}

@@ -6,7 +6,8 @@ own (by interrupt id). The call then goes through the :class:`~bulwark.tools.reg
 ToolRegistry` (validation, breaker, timeout, retries, idempotency key), so every outcome,
 including a rejection, is a ``ToolMessage`` and the thread never holds a tool call without
 a result. Side-effecting tools also go through the effect journal: a call that already
-ran (or was cut short while running) is not run again, across crashes and resumes.
+ran (or was cut short while running) is not run again, across crashes and resumes. Each
+outcome also leaves a short note in the task's working memory (``state["working"]``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bulwark.persistence.effects import EffectJournal
 from bulwark.tools.idempotency import make_key
 from bulwark.tools.registry import ToolRegistry
 
+NOTE_CHARS = 200
 CUT_SHORT = (
     "this call was interrupted while it ran and may already have taken effect; "
     "it was not run again (side effects run at most once). Check before asking again."
@@ -37,6 +39,14 @@ def is_approved(decision: Any) -> tuple[bool, str]:
     if isinstance(decision, str):
         return decision.strip().lower() in {"approve", "approved", "yes", "y"}, ""
     return decision is True, ""
+
+
+def task_note(message: ToolMessage) -> str:
+    """The working-memory note a tool outcome leaves: tool, status, start of the result."""
+    text = " ".join(message.text.split())
+    if len(text) > NOTE_CHARS:
+        text = text[: NOTE_CHARS - 1] + "…"
+    return f"{message.name} ({message.status}): {text}"
 
 
 class RunTool:
@@ -56,7 +66,7 @@ class RunTool:
                 "response_metadata": {**message.response_metadata, "guardrails": result.verdict},
             }
         )
-        return {"messages": [screened]}
+        return {"messages": [screened], "working": [task_note(screened)]}
 
     def _run(self, call: ToolCall, config: RunnableConfig) -> ToolMessage:
         name, call_id = call["name"], call["id"]

@@ -1,4 +1,4 @@
-"""Open a checkpointer (and the memory store) from a URL.
+"""Open a checkpointer from a URL.
 
 ``sqlite:///path`` is the embedded default; ``redis://`` / ``rediss://`` is the production
 backend (plain Redis >= 6.2 or Valkey, see :mod:`bulwark.persistence.redis`); ``memory://``
@@ -16,13 +16,12 @@ from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from bulwark.persistence.sqlite import AsyncSqliteCheckpointer
 
 
 class PersistenceError(RuntimeError):
-    """A checkpointer or store could not be opened; the message names the URL or file."""
+    """A checkpointer could not be opened; the message names the URL or file."""
 
 
 def _sqlite_path(url: str) -> Path:
@@ -94,19 +93,3 @@ async def _open_redis(
         yield saver
     finally:
         await saver.aclose()
-
-
-@asynccontextmanager
-async def open_store(path: Path) -> AsyncIterator[AsyncSqliteStore]:
-    """Yield the long-term memory store kept in the SQLite file ``path``.
-
-    Raises:
-        PersistenceError: the database cannot be opened.
-    """
-    async with AsyncExitStack() as stack:
-        try:
-            store = await stack.enter_async_context(AsyncSqliteStore.from_conn_string(str(path)))
-            await store.setup()
-        except (sqlite3.Error, OSError) as exc:
-            raise PersistenceError(f"cannot open the memory store at {path}: {exc}") from exc
-        yield store

@@ -185,6 +185,30 @@ async def test_runs_land_in_the_bulwark_checkpointer(server: tuple[str, Path]) -
     assert "green" in result.stdout
 
 
+async def test_memories_are_shared_with_the_store_api(server: tuple[str, Path]) -> None:
+    """A memory the agent keeps shows in the server's /store API, and one put there is recalled."""
+    client = get_client(url=server[0])
+    context = {"user_id": "ada", "tenant_id": "acme"}
+    thread = await client.threads.create()
+    await client.runs.wait(
+        thread["thread_id"], "agent", input=_ask("Remember that my favourite colour is teal."), context=context
+    )
+    found = await client.store.search_items(["memories", "acme", "ada"], query="favourite colour")
+    assert [item["value"]["text"] for item in found["items"]] == ["my favourite colour is teal"]
+    assert await client.store.list_namespaces(prefix=["memories", "acme"]) == {"namespaces": [["memories", "acme", "ada"]]}
+
+    await client.store.put_item(["memories", "acme", "ada"], "city", {"text": "I live in Lisbon", "importance": 0.7})
+    other = await client.threads.create()
+    result = await client.runs.wait(other["thread_id"], "agent", input=_ask("where do I live?"), context=context)
+    assert "Lisbon" in result["messages"][-1]["content"]
+    stranger = await client.runs.wait(
+        (await client.threads.create())["thread_id"], "agent", input=_ask("where do I live?"),
+        context={"user_id": "bob", "tenant_id": "acme"},
+    )
+    assert "Lisbon" not in stranger["messages"][-1]["content"]
+    assert (await client.store.search_items(["memories", "acme", "bob"]))["items"] == []
+
+
 async def test_langgraph_dev_runs_land_in_redis(redis_url: str, tmp_path: Path) -> None:
     with _running("langgraph dev", tmp_path, BULWARK_CHECKPOINTER_URL=redis_url) as (url, data_dir):
         client = get_client(url=url)
