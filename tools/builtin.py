@@ -1,5 +1,6 @@
-"""The built-in tools: calculator, current time, unit conversion, web fetch, and an email
-outbox that needs approval, registered with their policies."""
+"""The built-in tools: calculator, current time, unit conversion, web fetch, an email
+outbox that needs approval, the knowledge base search and the user's long-term memory,
+registered with their policies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from bulwark.settings import Settings
 from bulwark.tools.calculator import CalculatorError, evaluate
 from bulwark.tools.http_fetch import make_http_fetch
 from bulwark.tools.idempotency import append_once, idempotency_key
+from bulwark.tools.knowledge import knowledge_tool
+from bulwark.tools.memory import memory_tools
 from bulwark.tools.policy import ToolPolicy
 from bulwark.tools.registry import ToolRegistry
 from bulwark.tools.units import make_unit_converter
@@ -86,7 +89,8 @@ def builtin_registry(settings: Settings, *, clock: Clock = _utc_now) -> ToolRegi
     """The built-in tools in a :class:`ToolRegistry`, with policies from ``settings``.
 
     ``send_email`` is side-effecting (never retried, run at most once per call);
-    ``http_fetch`` reaches only ``settings.http_allowed_domains``.
+    ``http_fetch`` reaches only ``settings.http_allowed_domains``; ``knowledge_search``,
+    ``save_memory`` and ``search_memory`` use the graph's store and the run's tenant/user.
     """
     registry = ToolRegistry(settings=settings)
     for tool in builtin_tools(outbox=settings.data_dir / "outbox.jsonl", clock=clock):
@@ -100,4 +104,6 @@ def builtin_registry(settings: Settings, *, clock: Clock = _utc_now) -> ToolRegi
             timeout_s=settings.http_timeout_s,
         )
     )
+    for tool in (knowledge_tool(), *memory_tools()):
+        registry.register(tool)
     return registry
