@@ -1,4 +1,4 @@
-"""The ``bulwark`` command line: ask, chat, resume, serve, graph, guard, threads, eval.
+"""The ``bulwark`` command line: ask, chat, resume, serve, graph, guard, threads, eval, ingest.
 
 Every command validates its input and configuration first; an error prints one line
 (``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
@@ -21,10 +21,12 @@ from typing import Any, NoReturn
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 from langgraph.types import Command, Interrupt
 
 from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
+from bulwark.memory.knowledge import MAX_CHARS, MIN_CHARS, ingest
 from bulwark.persistence.checkpoints import PersistenceError, open_checkpointer
 from bulwark.settings import ConfigError, Settings, load_settings
 
@@ -66,6 +68,20 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+def _label(value: str) -> str:
+    if not value.strip() or "." in value or len(value) > 256 or not value.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"invalid id {value[:40]!r}: use 1-256 printable characters without '.'"
+        )
+    return value
+
+
+def _chunk_size(value: str) -> int:
+    if not value.isdigit() or int(value) < MIN_CHARS:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {MIN_CHARS}, got {value!r}")
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bulwark", description="Bulwark: a production-grade agent on LangGraph."
@@ -75,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def identity(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--thread", type=_thread_id, help="conversation thread id")
-        cmd.add_argument("--user", default="anonymous", help="user id (memories are per user)")
-        cmd.add_argument("--tenant", default="default", help="tenant id")
+        cmd.add_argument("--user", type=_label, default="anonymous", help="user id (memories are per user)")
+        cmd.add_argument("--tenant", type=_label, default="default", help="tenant id")
 
     ask = commands.add_parser("ask", help="ask one question (continue a thread with --thread)")
     ask.add_argument("question", help="what to ask")
@@ -95,8 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     decision.add_argument("--reject", action="store_true", help="refuse the tool call")
     resume.add_argument("--reason", default="", help="reason given to the model on reject")
     resume.add_argument("--id", dest="interrupt_id", help="decide only this pending call")
-    resume.add_argument("--user", default="anonymous", help="user id")
-    resume.add_argument("--tenant", default="default", help="tenant id")
+    resume.add_argument("--user", type=_label, default="anonymous", help="user id")
+    resume.add_argument("--tenant", type=_label, default="default", help="tenant id")
 
     serve = commands.add_parser("serve", help="serve the agent on the LangGraph server")
     serve.add_argument("--host", help="bind address (default: BULWARK_HOST or 127.0.0.1)")
@@ -136,6 +152,26 @@ def _parser() -> argparse.ArgumentParser:
         which = action.add_mutually_exclusive_group(required=True)
         which.add_argument("--thread", type=_thread_id, action="append", help="thread id (repeatable)")
         which.add_argument("--all", action="store_true", help="every thread in the checkpointer")
+
+    memory = commands.add_parser("memory", help="list or erase a user's long-term memories")
+    memory_actions = memory.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("list", "show a user's memories, newest first"),
+        ("forget", "erase all of a user's memories"),
+    ):
+        action = memory_actions.add_parser(name, help=text)
+        action.add_argument("--user", type=_label, required=True, help="user id")
+        action.add_argument("--tenant", type=_label, default="default", help="tenant id")
+
+    ingest_cmd = commands.add_parser(
+        "ingest", help="add documents (.md, .markdown, .txt, .rst files or directories) to the knowledge base"
+    )
+    ingest_cmd.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to ingest")
+    ingest_cmd.add_argument("--tenant", type=_label, default="default", help="tenant whose knowledge base receives them")
+    ingest_cmd.add_argument(
+        "--max-chars", type=_chunk_size, default=MAX_CHARS,
+        help=f"longest chunk in characters (default {MAX_CHARS})",
+    )
     return parser
 
 
@@ -312,6 +348,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         False,
         {"agent": f"{module}:graph"},
         checkpointer={"path": f"{module}:checkpointer"},
+        store={"path": f"{module}:store"},
         open_browser=False,
         env=dict(OFFLINE_ENV),
         server_level="WARNING",
@@ -408,6 +445,43 @@ async def _threads(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ingest(store: BaseStore, paths: Sequence[str], *, tenant_id: str, max_chars: int = MAX_CHARS) -> int:
+    """Ingest ``paths`` into ``tenant_id``'s knowledge base in ``store``; print one line per
+    file and a summary. Returns the exit code: 1 if any file failed."""
+    report = ingest(store, paths, tenant_id=tenant_id, max_chars=max_chars)
+    for result in report.files:
+        print(result)
+    print(report.summary())
+    return 0 if report.ok else EXIT_FAILURE
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from bulwark.memory.store import open_memory_store
+
+    with open_memory_store(settings) as store:
+        code = run_ingest(store, args.paths, tenant_id=args.tenant, max_chars=args.max_chars)
+        store.optimize()  # index the new chunks now: the embedded engine does not on its own
+        return code
+
+
+def _memory(settings: Settings, args: argparse.Namespace) -> int:
+    from bulwark.memory.longterm import memory_namespace
+    from bulwark.memory.store import open_memory_store
+
+    namespace = memory_namespace(RunContext(user_id=args.user, tenant_id=args.tenant))
+    with open_memory_store(settings) as store:
+        if args.action == "forget":
+            count = store.forget(namespace)
+            print(f"forgot {count} memories of user {args.user!r} (tenant {args.tenant!r})")
+            return 0
+        items = store.search(namespace, limit=10_000)
+    for item in items:
+        kind = item.value.get("kind", "-")
+        print(f"{item.updated_at:%Y-%m-%d %H:%M}  {kind:<10}  {item.value.get('text', item.value)}")
+    print(f"{len(items)} memories of user {args.user!r} (tenant {args.tenant!r})")
+    return 0
+
+
 COMMANDS = {
     "ask": _ask,
     "chat": _chat,
@@ -417,6 +491,8 @@ COMMANDS = {
     "guard": _guard,
     "threads": _threads,
     "eval": _eval,
+    "ingest": _ingest,
+    "memory": _memory,
 }
 
 

@@ -48,6 +48,42 @@ def test_thread_continues_in_a_second_process(tmp_path: Path) -> None:
     assert "teal" not in other.stdout
 
 
+def test_preference_is_recalled_in_a_new_thread_and_forgotten_on_request(tmp_path: Path) -> None:
+    told = run("ask", "I prefer window seats on flights.", "--user", "ada", cwd=tmp_path)
+    assert told.returncode == 0, told.stderr
+    asked = run("ask", "which seats do I prefer on flights?", "--user", "ada", cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    assert "window seats" in asked.stdout
+    stranger = run("ask", "which seats do I prefer on flights?", "--user", "bob", cwd=tmp_path)
+    assert "window" not in stranger.stdout
+
+    listed = run("memory", "list", "--user", "ada", cwd=tmp_path)
+    assert "preference" in listed.stdout and "I prefer window seats on flights" in listed.stdout
+    forgot = run("memory", "forget", "--user", "ada", cwd=tmp_path)
+    assert forgot.returncode == 0 and "forgot 1 memories of user 'ada'" in forgot.stdout
+    assert "0 memories" in run("memory", "list", "--user", "ada", cwd=tmp_path).stdout
+    again = run("ask", "which seats do I prefer on flights?", "--user", "ada", cwd=tmp_path)
+    assert "window" not in again.stdout
+
+
+def test_memory_store_held_by_another_process_degrades_to_no_memory(tmp_path: Path) -> None:
+    from bulwark.memory.embeddings import HashingEmbeddings, embeddings_dims
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from bulwark.memory.backends import EdgeCollection; "
+         f"EdgeCollection.open({str(tmp_path / '.bulwark' / 'memory')!r}, dims={embeddings_dims(HashingEmbeddings())}); "
+         "print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = run("ask", "what is 17*23", cwd=tmp_path)
+    finally:
+        holder.communicate("")
+    assert result.returncode == 0 and "391" in result.stdout
+    assert "running without long-term memory" in result.stderr and "open in another process" in result.stderr
+
+
 def test_stream_prints_the_answer(tmp_path: Path) -> None:
     result = run("ask", "what is 12+30", "--stream", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -100,6 +136,10 @@ def test_graph_prints_mermaid(tmp_path: Path) -> None:
         (["ask", "hi"], {"BULWARK_DATA_DIR": "/proc/forbidden"}, "", "BULWARK_DATA_DIR"),
         (["resume", "--thread", "nope", "--approve"], {}, "", "unknown thread 'nope'"),
         (["ask", "hi", "--thread", "bad id!"], {}, "", "invalid thread id"),
+        (["ask", "hi", "--user", "a.b"], {}, "", "invalid id 'a.b'"),
+        (["memory", "forget", "--user", ""], {}, "", "invalid id ''"),
+        (["ask", "hi"], {"BULWARK_EMBEDDINGS": "word2vec"}, "", "BULWARK_EMBEDDINGS: unknown embeddings"),
+        (["ask", "hi"], {"BULWARK_MEMORY_URL": "redis://x"}, "", "BULWARK_MEMORY_URL: unsupported memory URL"),
     ],
 )
 def test_bad_input_gets_one_line(
