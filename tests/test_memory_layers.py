@@ -241,3 +241,22 @@ def test_memory_store_on_a_qdrant_server_from_settings(settings: Settings) -> No
         with open_memory_store(settings) as store:
             store.put(memory_namespace(ALICE), "k", {"text": "my favourite colour is teal"})
             assert store.search(memory_namespace(ALICE), query="favourite colour")[0].key == "k"
+
+
+async def test_changing_the_embedder_keeps_the_store_and_answers_without_memory(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_agent(settings) as agent:
+        await agent.ainvoke(_ask("my favourite colour is teal"), _config("a"), context=ALICE)
+    changed = settings.model_copy(update={"embeddings": "hash:128"})
+    with caplog.at_level(logging.WARNING):
+        async with open_agent(changed) as agent:
+            result = await agent.ainvoke(_ask("what is 2+3"), _config("b"), context=ALICE)
+    assert "5" in result["messages"][-1].text
+    assert any(
+        "holds 384-dimensional vectors but the embedder makes 128" in r.getMessage() for r in caplog.records
+    )
+    with open_memory_store(settings) as store:  # back on the original embedder: all there
+        assert store.search(memory_namespace(ALICE), query="favourite colour")[0].value["text"] == (
+            "my favourite colour is teal"
+        )
