@@ -18,18 +18,23 @@ from __future__ import annotations
 import atexit
 import json
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy
 
+from bulwark.tools.policy import CircuitBreaker
+
 VECTOR = "text"
 """Name of the one dense vector each point may carry."""
 INDEXED: dict[str, str] = {"ns": "keyword", "ns_path": "keyword", "updated_at": "float", "expires_at": "float"}
 """Payload fields the store filters or sorts on, with their index type."""
 FACET_LIMIT = 1_000_000
+BREAKER_FAILURES = 3
+BREAKER_RECOVERY_S = 30.0
 
 
 class MemoryStoreError(RuntimeError):
@@ -244,15 +249,20 @@ class EdgeCollection:
 class ServerCollection:
     """Collection ``name`` on the Qdrant server at ``url``, through qdrant-client's REST API."""
 
-    def __init__(self, client: Any, name: str, url: str, dims: int) -> None:
+    def __init__(self, client: Any, name: str, url: str, dims: int, breaker: CircuitBreaker) -> None:
         self._client, self.name, self.location, self.dims = client, name, f"{url} (collection {name})", dims
+        self.breaker = breaker
 
     @classmethod
     def open(
         cls, url: str, *, dims: int, name: str = "bulwark", api_key: str | None = None,
-        timeout_s: float = 10.0,
+        timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
     ) -> ServerCollection:
         """Connect, creating the collection and its payload indexes if missing.
+
+        A server that fails ``BREAKER_FAILURES`` calls in a row (unreachable, timing out,
+        5xx) is not called again for ``BREAKER_RECOVERY_S``: calls fail at once instead of
+        each waiting for ``timeout_s``, so a request does not pay for a dead memory server.
 
         Raises:
             MemoryStoreError: the server is unreachable or refuses, or the collection holds
@@ -261,7 +271,8 @@ class ServerCollection:
         from qdrant_client import QdrantClient, models
 
         client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s), check_compatibility=False)
-        collection = cls(client, name, url, dims)
+        breaker = CircuitBreaker(failure_threshold=BREAKER_FAILURES, recovery_s=BREAKER_RECOVERY_S, clock=clock)
+        collection = cls(client, name, url, dims, breaker)
         if collection._call("connect", client.collection_exists, name):
             info = collection._call("connect", client.get_collection, name)
             vectors = info.config.params.vectors
@@ -278,13 +289,37 @@ class ServerCollection:
         return collection
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from qdrant_client.http.exceptions import ApiException
+        from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
+        if not self.breaker.allow():
+            raise MemoryStoreError(
+                f"memory store at {self.location}: {what} skipped: the server failed "
+                f"{self.breaker.failure_threshold} times in a row, retry in {self.breaker.retry_in():.0f} s"
+            )
         try:
-            return fn(*args, **kwargs)
-        except (ApiException, OSError, ValueError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise MemoryStoreError(f"memory store at {self.location}: {what} failed: {detail}") from None
+            result = fn(*args, **kwargs)
+        except UnexpectedResponse as exc:
+            # A 4xx means the server is up and refused this request; a 5xx that it is not well.
+            (self.breaker.record_failure if exc.status_code >= 500 else self.breaker.record_success)()
+            raise self._error(what, exc) from None
+        except (ApiException, OSError) as exc:  # unreachable or timed out
+            self.breaker.record_failure()
+            raise self._error(what, exc) from None
+        except ValueError as exc:
+            raise self._error(what, exc) from None
+        self.breaker.record_success()
+        return result
+
+    def _error(self, what: str, exc: Exception) -> MemoryStoreError:
+        from qdrant_client.http.exceptions import UnexpectedResponse
+
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, UnexpectedResponse):  # Qdrant's own words are in the body
+            try:
+                detail = f"{exc.status_code} {json.loads(exc.content)['status']['error']}"
+            except (ValueError, KeyError, TypeError):
+                pass
+        return MemoryStoreError(f"memory store at {self.location}: {what} failed: {detail}")
 
     def upsert(self, points: Sequence[StoredPoint]) -> None:
         from qdrant_client import models

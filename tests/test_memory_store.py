@@ -9,13 +9,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from langgraph.store.base import InvalidNamespaceError, PutOp, SearchOp
 
-from bulwark.memory.backends import Collection, EdgeCollection, MemoryStoreError, ServerCollection
+from bulwark.memory.backends import Collection, EdgeCollection, MemoryStoreError, ServerCollection, StoredPoint
 from bulwark.memory.embeddings import HashingEmbeddings
 from bulwark.memory.store import QdrantStore, open_memory_store
 from bulwark.settings import Settings
@@ -262,6 +263,27 @@ def test_server_down_is_a_clear_error() -> None:
         url = server.url
     with pytest.raises(MemoryStoreError, match=f"memory store at {url}.*connect failed"):
         ServerCollection.open(url, dims=DIMS)
+
+
+def test_a_dead_server_trips_the_breaker_and_recovers() -> None:
+    clock = Clock()
+    with QdrantTestServer() as server:
+        collection = ServerCollection.open(server.url, dims=DIMS, clock=clock)
+        store = QdrantStore(collection, index={"dims": DIMS, "embed": EMBED, "fields": ["text"]})
+        store.put(USER_A, "colour", {"text": "my favourite colour is teal"})
+        server.stop()
+        for _ in range(3):
+            with pytest.raises(MemoryStoreError, match="failed: .*Connection refused"):
+                store.get(USER_A, "colour")
+        with pytest.raises(MemoryStoreError, match="skipped: the server failed 3 times in a row, retry in 30 s"):
+            store.get(USER_A, "colour")  # fails at once, without waiting on the network
+        server.start()
+        clock.now += 30
+        assert store.get(USER_A, "colour").value["text"].endswith("teal")
+        for _ in range(3):  # a request the server refuses (4xx) says nothing about its health
+            with pytest.raises(MemoryStoreError, match="upsert failed: .*dimension"):
+                collection.upsert([StoredPoint(id=str(uuid.uuid4()), vector=[1.0, 0.0], payload={})])
+        assert collection.breaker.state.value == "closed"
 
 
 def test_embedded_store_in_use_by_another_process(tmp_path: Path) -> None:
