@@ -14,6 +14,7 @@ checkpointer to make runs resumable and a store for long-term memory.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -175,7 +176,7 @@ async def open_agent(settings: Settings, **kwargs: object) -> AsyncIterator[Comp
     """
     settings.ensure_data_dir()
     try:
-        store: QdrantStore | None = open_memory_store(settings)
+        store: QdrantStore | None = await asyncio.to_thread(open_memory_store, settings)
     except MemoryStoreError as exc:
         log.warning("running without long-term memory: %s", exc)
         store = None

@@ -104,6 +104,16 @@ def test_semantic_search_ranks_by_meaning(store: QdrantStore) -> None:
     assert store.search(USER_A, query="peanut allergy", limit=1)[0].key == "food"
 
 
+def test_optimize_keeps_every_item_findable(store: QdrantStore) -> None:
+    for n in range(300):
+        store.put(("memories", "acme", f"user{n % 3}"), f"k{n}", {"text": f"fact {n} about topic {n % 7}"})
+    store.put(USER_A, "colour", {"text": "my favourite colour is teal"})
+    before = [i.key for i in store.search(USER_A, query="favourite colour", limit=3)]
+    store.optimize()
+    assert [i.key for i in store.search(USER_A, query="favourite colour", limit=3)] == before
+    assert before[0] == "colour" and store.count() == 301
+
+
 def test_search_without_query_is_newest_first_with_paging(store: QdrantStore, clock: Clock) -> None:
     for n in range(5):
         clock.now += 1
