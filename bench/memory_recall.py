@@ -13,6 +13,10 @@ ingest`` does; a Qdrant server does it in the background). Embedding the query i
 (it is part of every recall). The table gives p50 and p99 in milliseconds.
 
     .venv/bin/python bench/memory_recall.py [--sizes 1000,10000,50000] [--users 100]
+    .venv/bin/python bench/memory_recall.py --engine local --sizes 5000   # the alternative
+
+``--engine local`` runs the same store on qdrant-client's pure-Python local mode
+(``QdrantClient(path=...)``), the embedded engine the default was chosen against.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ from pathlib import Path
 from langgraph.store.base import PutOp
 
 from bulwark.guardrails.rails import Guardrails
-from bulwark.memory.backends import EdgeCollection
+from bulwark.memory.backends import VECTOR, Collection, EdgeCollection, ServerCollection
 from bulwark.memory.embeddings import HashingEmbeddings
 from bulwark.memory.longterm import IMPORTANCE
 from bulwark.memory.store import QdrantStore
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.nodes.recall import Recall
 from bulwark.settings import load_settings
+from bulwark.tools.policy import CircuitBreaker
 
 SUBJECTS = ["colour", "food", "city", "sport", "band", "book", "drink", "language", "editor", "airline"]
 VALUES = ["teal", "sushi", "Lisbon", "tennis", "Radiohead", "Dune", "green tea", "Portuguese", "vim", "KLM"]
@@ -51,6 +56,18 @@ def fact(rng: random.Random, n: int) -> dict[str, object]:
     kind, template = rng.choice(TEMPLATES)
     text = template.format(s=rng.choice(SUBJECTS), v=rng.choice(VALUES), n=n)
     return {"text": f"{text} (#{n})", "kind": kind, "importance": IMPORTANCE[kind]}  # type: ignore[index]
+
+
+def open_collection(engine: str, path: Path) -> Collection:
+    """A 384-dim collection in ``path`` on the embedded engine named."""
+    if engine == "edge":
+        return EdgeCollection.open(path, dims=384)
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(path))
+    client.create_collection("bulwark", {VECTOR: models.VectorParams(size=384, distance=models.Distance.COSINE)})
+    breaker = CircuitBreaker(failure_threshold=3, recovery_s=30, clock=time.monotonic)
+    return ServerCollection(client, "bulwark", f"local mode at {path}", 384, breaker)
 
 
 def fill(store: QdrantStore, *, size: int, users: int, rng: random.Random, batch: int = 500) -> float:
@@ -84,6 +101,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--engine", choices=("edge", "local"), default="edge")
     args = parser.parse_args()
 
     embed = HashingEmbeddings(dims=384)
@@ -93,7 +111,7 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         rng = random.Random(args.seed)
         with tempfile.TemporaryDirectory() as tmp:
-            collection = EdgeCollection.open(Path(tmp) / "memory", dims=384)
+            collection = open_collection(args.engine, Path(tmp) / "memory")
             store = QdrantStore(collection, index={"dims": 384, "embed": embed, "fields": ["text"]})
             seconds = fill(store, size=size, users=args.users, rng=rng)
 
