@@ -16,6 +16,7 @@ from bulwark.settings import Settings
 from bulwark.tools.calculator import CalculatorError, evaluate
 from bulwark.tools.http_fetch import make_http_fetch
 from bulwark.tools.idempotency import append_once, idempotency_key
+from bulwark.guardrails.checks import RailPolicy
 from bulwark.tools.knowledge import knowledge_tool
 from bulwark.tools.memory import memory_tools
 from bulwark.tools.policy import ToolPolicy
@@ -104,6 +105,7 @@ def builtin_registry(settings: Settings, *, clock: Clock = _utc_now) -> ToolRegi
             timeout_s=settings.http_timeout_s,
         )
     )
-    for tool in (knowledge_tool(), *memory_tools()):
+    policy = RailPolicy(pii_entities=settings.pii_entities)  # what save_memory redacts
+    for tool in (knowledge_tool(), *memory_tools(policy=policy)):
         registry.register(tool)
     return registry

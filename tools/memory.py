@@ -16,6 +16,7 @@ from langgraph.store.base import BaseStore, SearchItem
 from pydantic import Field
 
 from bulwark.graphs.state import RunContext
+from bulwark.guardrails.checks import RailPolicy, check_context
 from bulwark.memory.longterm import Fact, InvalidMemoryError, astore_memory, memory_namespace, store_memory
 
 MAX_RESULTS = 10
@@ -49,43 +50,14 @@ _NO_MEMORY_STORE = "no long-term memory is configured"
 Limit = Annotated[int, Field(ge=1, le=MAX_RESULTS)]
 
 
-def _fact(text: str) -> Fact:
-    return Fact(text=text, kind="explicit", importance=1.0)
-
-
-def _saved(key: str, text: str) -> str:
-    return f"saved to memory: {text.strip()} (id {key})"
+def _saved(key: str, fact: Fact) -> str:
+    return f"saved to memory: {fact.text.strip()} (id {key})"
 
 
 def _memory_lines(items: list[SearchItem]) -> str:
     if not items:
         return "no matching memories"
     return "\n".join(f"- {item.value['text']}" for item in items)
-
-
-def save_memory(text: str) -> str:
-    """Save a fact the user asks you to keep to long-term memory, for later conversations:
-    "save to memory: ...", "store in memory ...".
-
-    Args:
-        text: the fact to save, in the words of the user.
-    """
-    store, context = run_scope(missing=_NO_MEMORY_STORE)
-    try:
-        key = store_memory(store, memory_namespace(context), _fact(text), source="tool")
-    except InvalidMemoryError as exc:
-        raise ToolException(str(exc)) from None
-    return _saved(key, text)
-
-
-async def asave_memory(text: str) -> str:
-    """Async :func:`save_memory`."""
-    store, context = run_scope(missing=_NO_MEMORY_STORE)
-    try:
-        key = await astore_memory(store, memory_namespace(context), _fact(text), source="tool")
-    except InvalidMemoryError as exc:
-        raise ToolException(str(exc)) from None
-    return _saved(key, text)
 
 
 def search_memory(query: str, k: Limit = 5) -> str:
@@ -106,8 +78,39 @@ async def asearch_memory(query: str, k: Limit = 5) -> str:
     return _memory_lines(await store.asearch(memory_namespace(context), query=require_query(query), limit=k))
 
 
-def memory_tools() -> list[BaseTool]:
-    """``save_memory`` and ``search_memory``; errors come back as :class:`ToolException`."""
+def memory_tools(*, policy: RailPolicy) -> list[BaseTool]:
+    """``save_memory`` and ``search_memory``; errors come back as :class:`ToolException`.
+
+    What the model saves passes the context rail first (``policy``): secrets and PII are
+    redacted and injected instructions neutralised, so the store never holds them raw and
+    a poisoned memory cannot steer a later conversation.
+    """
+
+    def fact(text: str) -> Fact:
+        return Fact(text=check_context(text, policy).text, kind="explicit", importance=1.0)
+
+    def save_memory(text: str) -> str:
+        """Save a fact the user asks you to keep to long-term memory, for later conversations:
+        "save to memory: ...", "store in memory ...".
+
+        Args:
+            text: the fact to save, in the words of the user.
+        """
+        store, context = run_scope(missing=_NO_MEMORY_STORE)
+        saved = fact(text)
+        try:
+            return _saved(store_memory(store, memory_namespace(context), saved, source="tool"), saved)
+        except InvalidMemoryError as exc:
+            raise ToolException(str(exc)) from None
+
+    async def asave_memory(text: str) -> str:
+        store, context = run_scope(missing=_NO_MEMORY_STORE)
+        saved = fact(text)
+        try:
+            return _saved(await astore_memory(store, memory_namespace(context), saved, source="tool"), saved)
+        except InvalidMemoryError as exc:
+            raise ToolException(str(exc)) from None
+
     return [
         StructuredTool.from_function(func, coroutine=coroutine, handle_tool_error=False, parse_docstring=True)
         for func, coroutine in ((save_memory, asave_memory), (search_memory, asearch_memory))
