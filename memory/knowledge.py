@@ -138,9 +138,11 @@ def _pack(text: str, *, max_chars: int, overlap: int | None) -> list[str]:
 
 
 def _cut(paragraph: str, limit: int) -> Iterator[str]:
-    """``paragraph`` in pieces of at most ``limit`` characters, cut at whitespace."""
+    """``paragraph`` in pieces of at most ``limit`` characters, cut at a line break or a space."""
     while len(paragraph) > limit:
-        cut = max((m.start() for m in _SPACE.finditer(paragraph, 0, limit + 1)), default=0)
+        # Prefer a line break in the second half (table rows, list items), then any space.
+        line = paragraph.rfind("\n", limit // 2, limit + 1)
+        cut = line if line > 0 else max((m.start() for m in _SPACE.finditer(paragraph, 0, limit + 1)), default=0)
         cut = cut or limit  # one word longer than a chunk: the only cut inside a word
         yield paragraph[:cut].rstrip()
         paragraph = paragraph[cut:].lstrip()
@@ -149,11 +151,14 @@ def _cut(paragraph: str, limit: int) -> Iterator[str]:
 
 
 def _tail(text: str, overlap: int) -> str:
-    """The last ``overlap`` characters of ``text`` at most, starting at a word."""
+    """The last ``overlap`` characters of ``text`` at most, starting at a line or a word."""
     if overlap == 0:
         return ""
     start = len(text) - overlap
-    if start > 0 and not text[start - 1].isspace():
+    newline = text.find("\n", max(start, 0))
+    if newline != -1:  # whole lines (table rows, list items) rather than a line's end
+        start = newline + 1
+    elif start > 0 and not text[start - 1].isspace():
         space = _SPACE.search(text, start)
         start = space.end() if space else len(text)
     return text[max(start, 0):].strip()

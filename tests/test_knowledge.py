@@ -340,3 +340,12 @@ def test_ingest_command_checks_its_arguments(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as exit_info:
         main(["ingest", "docs", "--max-chars", "5"])
     assert exit_info.value.code == 2 and "expected a whole number >= 20" in capsys.readouterr().err
+
+
+def test_a_long_table_is_cut_between_rows() -> None:
+    rows = "\n".join(f"| setting_{n} | value {n} | what setting {n} does |" for n in range(40))
+    chunks = chunk_text(rows, max_chars=300, overlap=0)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        for line in chunk.text.splitlines():
+            assert not line or (line.startswith("| setting_") and line.endswith("does |")), line
