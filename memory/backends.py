@@ -113,7 +113,7 @@ class EdgeCollection:
 
     def __init__(self, path: Path, shard: Any, dims: int) -> None:
         self.path, self.location, self._shard, self.dims = path, str(path), shard, dims
-        self._users = 0
+        self._users = 1
 
     @classmethod
     def open(cls, path: Path | str, *, dims: int) -> EdgeCollection:
@@ -154,7 +154,6 @@ class EdgeCollection:
                     ) from None
                 raise MemoryStoreError(f"cannot open the memory store at {path}: {exc}") from None
             collection = cls(path, shard, dims)
-            collection._users = 1
             cls._open[path] = collection
             return collection
 
@@ -240,10 +239,13 @@ class EdgeCollection:
         """Release one :meth:`open`; the last one flushes and closes the shard."""
         with self._lock:
             self._users -= 1
-            if self._users <= 0 and self._open.get(self.path) is self:
-                del self._open[self.path]
-                self._shard.flush()
-                self._shard.close()
+            if self._users == 0:
+                self._release()
+
+    def _release(self) -> None:
+        del self._open[self.path]
+        self._shard.flush()
+        self._shard.close()
 
 
 class ServerCollection:
@@ -403,9 +405,9 @@ def _client_filter(where: Where) -> Any:
 
 @atexit.register
 def _close_edge_shards() -> None:
-    for collection in list(EdgeCollection._open.values()):
-        collection._users = 1
-        collection.close()
+    with EdgeCollection._lock:
+        for collection in list(EdgeCollection._open.values()):
+            collection._release()
 
 
 def _edge_filter(where: Where) -> Any:

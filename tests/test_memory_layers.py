@@ -10,6 +10,8 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
+from openai_server import ScriptedOpenAIServer
+from qdrant_client import QdrantClient
 from qdrant_server import QdrantTestServer
 from scripted_model import RuleModel
 
@@ -260,3 +262,21 @@ async def test_changing_the_embedder_keeps_the_store_and_answers_without_memory(
         assert store.search(memory_namespace(ALICE), query="favourite colour")[0].value["text"] == (
             "my favourite colour is teal"
         )
+
+
+async def test_online_path_openai_embeddings_and_a_qdrant_server(settings: Settings) -> None:
+    """The production wiring, against local servers speaking OpenAI's and Qdrant's protocols."""
+    with ScriptedOpenAIServer() as openai, QdrantTestServer() as qdrant:
+        online = settings.model_copy(update={
+            "embeddings": "openai:text-embedding-3-small",
+            "openai_base_url": openai.base_url,
+            "memory_url": qdrant.url,
+        })
+        async with open_agent(online) as agent:
+            await agent.ainvoke(_ask("I prefer window seats on flights."), _config("a"), context=ALICE)
+            result = await agent.ainvoke(_ask("which seats do I prefer on flights?"), _config("b"), context=ALICE)
+        assert result["memories"][0] == "I prefer window seats on flights"
+        assert "window seats" in result["messages"][-1].text
+        assert {r["model"] for r in openai.embedding_requests} == {"text-embedding-3-small"}
+        info = QdrantClient(url=qdrant.url, check_compatibility=False).get_collection("bulwark")
+        assert info.config.params.vectors["text"].size == 1536
