@@ -8,7 +8,8 @@ to apply its retention policy (drop old checkpoints, keep the latest state) and
 ``copy_thread`` to fork a conversation into a new thread. ``AsyncSqliteCheckpointer`` adds
 the three, async and sync, as plain SQL on the saver's own ``checkpoints`` and ``writes``
 tables, each one in a single transaction. Nothing else changes: same tables, same
-constructor, same ``from_conn_string``.
+constructor, same ``from_conn_string`` (which also takes the ``serde`` the constructor
+takes, e.g. an ``EncryptedSerializer``; upstream's does not).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import aiosqlite
+from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 __all__ = ["PRUNE_STRATEGIES", "AsyncSqliteCheckpointer"]
@@ -58,10 +61,23 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
 
     Construct it like the upstream saver: ``AsyncSqliteCheckpointer(conn)`` with an
     ``aiosqlite`` connection, or ``async with AsyncSqliteCheckpointer.from_conn_string(path)``
-    (the inherited classmethod builds ``cls``, so it yields this class). As upstream, the
+    (which yields this class, and takes an optional ``serde``). As upstream, the
     sync methods are only for other threads: they run the async method on the saver's event
     loop and wait, and raise ``asyncio.InvalidStateError`` when called on that loop's thread.
     """
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls, conn_string: str, *, serde: SerializerProtocol | None = None
+    ) -> AsyncIterator[AsyncSqliteCheckpointer]:
+        """Yield a saver on a connection to ``conn_string`` (a path or ``:memory:``).
+
+        ``serde`` is the serializer of checkpoints and writes (LangGraph's JsonPlusSerializer
+        by default). The connection is closed on exit.
+        """
+        async with aiosqlite.connect(conn_string) as conn:
+            yield cls(conn, serde=serde)
 
     # -- async API -------------------------------------------------------------------------
 
