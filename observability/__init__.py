@@ -1,0 +1,1 @@
+"""Infrastructure for observing Bulwark: log hygiene (and, later, traces and metrics)."""
