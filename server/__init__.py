@@ -1,0 +1,1 @@
+"""The interface layer the LangGraph server loads: authentication and authorization."""
