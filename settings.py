@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_SPEC = re.compile(r"^(offline|openai:[A-Za-z0-9._:/-]+)$")
@@ -124,6 +124,46 @@ class Settings(BaseSettings):
     memory_ttl_days: float | None = Field(
         default=None, gt=0, description="Forget memories not read for this many days (none: keep)."
     )
+    auth: Literal["none", "keys", "jwt"] = Field(
+        default="none",
+        description="How server clients authenticate: `none` (loopback only, one local user), "
+        "`keys` (API keys from `bulwark keys create`) or `jwt` (bearer tokens).",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="Where API-key hashes are kept; default `<data_dir>/api_keys.json`.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret that signs bearer tokens (`BULWARK_AUTH=jwt`)."
+    )
+    jwt_jwks: str | None = Field(
+        default=None,
+        description="JWKS file path or http(s) URL with the RS256/ES256 keys that sign tokens.",
+    )
+    jwt_audience: str | None = Field(default=None, description="Required `aud` claim.")
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` claim.")
+    jwt_tenant_claim: str = Field(default="tenant_id", description="Claim naming the tenant.")
+    jwt_user_claim: str = Field(default="sub", description="Claim naming the user.")
+    jwt_scopes_claim: str = Field(
+        default="scope", description="Claim with the scopes (space-separated string or list)."
+    )
+    client_roles: Literal["refuse", "screen"] = Field(
+        default="refuse",
+        description="Client-sent `system`, `assistant` and `tool` messages: `refuse` (422) or "
+        "`screen` them with the context rail and keep them.",
+    )
+    max_input_messages: int = Field(
+        default=32, ge=1, le=1000, description="Most messages accepted in one input."
+    )
+    screen_window_turns: int = Field(
+        default=4, ge=1, le=50,
+        description="Recent user turns the input rail reads together (split injections).",
+    )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts checkpoints at rest (SQLite and Redis) with AES-256-GCM: "
+        "32 bytes, base64 or hex.",
+    )
     host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
     port: int = Field(default=8024, ge=1, le=65535, description="`bulwark serve` port.")
 
@@ -189,6 +229,28 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("encryption_key")
+    @classmethod
+    def _encryption_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from bulwark.persistence.encryption import parse_key
+
+            parse_key(value.get_secret_value())  # its error never contains the key
+        return value
+
+    @model_validator(mode="after")
+    def _jwt_keys(self) -> Settings:
+        if self.auth == "jwt" and self.jwt_secret is None and self.jwt_jwks is None:
+            raise ValueError(
+                "BULWARK_AUTH=jwt needs BULWARK_JWT_SECRET (HS256) or BULWARK_JWT_JWKS (RS256/ES256)"
+            )
+        return self
+
+    @property
+    def resolved_api_keys_file(self) -> Path:
+        """Where API-key hashes are kept."""
+        return self.api_keys_file or self.data_dir / "api_keys.json"
+
     @property
     def resolved_memory_url(self) -> str:
         """The memory store's location, defaulting to the embedded engine in the data directory."""
@@ -230,7 +292,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            field = ".".join(str(p) for p in err["loc"])
             message = err["msg"].removeprefix("Value error, ")
-            problems.append(f"BULWARK_{field.upper()}: {message}")
+            problems.append(f"BULWARK_{field.upper()}: {message}" if field else message)
         raise ConfigError("; ".join(problems)) from None

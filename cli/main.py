@@ -1,4 +1,5 @@
-"""The ``bulwark`` command line: ask, chat, resume, serve, graph, guard, threads, eval, ingest.
+"""The ``bulwark`` command line: ask, chat, resume, serve, graph, guard, threads, eval, ingest,
+memory, keys.
 
 Every command validates its input and configuration first; an error prints one line
 (``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
@@ -9,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import re
 import socket
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, NoReturn
 
+from dotenv import dotenv_values
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
@@ -27,7 +31,7 @@ from langgraph.types import Command, Interrupt
 from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.memory.knowledge import MAX_CHARS, MIN_CHARS, ingest
-from bulwark.persistence.checkpoints import PersistenceError, open_checkpointer
+from bulwark.persistence.checkpoints import PersistenceError, open_checkpointer_for
 from bulwark.settings import ConfigError, Settings, load_settings
 
 THREAD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -68,18 +72,23 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _label(value: str) -> str:
-    if not value.strip() or "." in value or len(value) > 256 or not value.isprintable():
-        raise argparse.ArgumentTypeError(
-            f"invalid id {value[:40]!r}: use 1-256 printable characters without '.'"
-        )
-    return value
-
-
 def _chunk_size(value: str) -> int:
     if not value.isdigit() or int(value) < MIN_CHARS:
         raise argparse.ArgumentTypeError(f"expected a whole number >= {MIN_CHARS}, got {value!r}")
     return int(value)
+
+
+def _checked(kind: str) -> Callable[[str], str]:
+    """An argparse type for a tenant id, user id or scope, checked as the server checks them."""
+    from bulwark.server.credentials import validate_id, validate_scope
+
+    def check(value: str) -> str:
+        try:
+            return validate_scope(value) if kind == "scope" else validate_id(kind, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,8 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def identity(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--thread", type=_thread_id, help="conversation thread id")
-        cmd.add_argument("--user", type=_label, default="anonymous", help="user id (memories are per user)")
-        cmd.add_argument("--tenant", type=_label, default="default", help="tenant id")
+        cmd.add_argument("--user", type=_checked("user"), default="anonymous", help="user id (memories are per user)")
+        cmd.add_argument("--tenant", type=_checked("tenant"), default="default", help="tenant id")
 
     ask = commands.add_parser("ask", help="ask one question (continue a thread with --thread)")
     ask.add_argument("question", help="what to ask")
@@ -111,8 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     decision.add_argument("--reject", action="store_true", help="refuse the tool call")
     resume.add_argument("--reason", default="", help="reason given to the model on reject")
     resume.add_argument("--id", dest="interrupt_id", help="decide only this pending call")
-    resume.add_argument("--user", type=_label, default="anonymous", help="user id")
-    resume.add_argument("--tenant", type=_label, default="default", help="tenant id")
+    resume.add_argument("--user", type=_checked("user"), default="anonymous", help="user id")
+    resume.add_argument("--tenant", type=_checked("tenant"), default="default", help="tenant id")
 
     serve = commands.add_parser("serve", help="serve the agent on the LangGraph server")
     serve.add_argument("--host", help="bind address (default: BULWARK_HOST or 127.0.0.1)")
@@ -160,14 +169,30 @@ def _parser() -> argparse.ArgumentParser:
         ("forget", "erase all of a user's memories"),
     ):
         action = memory_actions.add_parser(name, help=text)
-        action.add_argument("--user", type=_label, required=True, help="user id")
-        action.add_argument("--tenant", type=_label, default="default", help="tenant id")
+        action.add_argument("--user", type=_checked("user"), required=True, help="user id")
+        action.add_argument("--tenant", type=_checked("tenant"), default="default", help="tenant id")
+
+    keys = commands.add_parser("keys", help="create, list or revoke API keys (BULWARK_AUTH=keys)")
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_actions.add_parser("create", help="make a key for a user and print it (shown once)")
+    create.add_argument("--user", type=_checked("user"), required=True, help="user id")
+    create.add_argument(
+        "--tenant", type=_checked("tenant"), default="default",
+        help="tenant id (default: default)",
+    )
+    create.add_argument(
+        "--scope", type=_checked("scope"), action="append", default=[],
+        help="scope to grant, such as admin (repeatable)",
+    )
+    key_actions.add_parser("list", help="show every key (never its secret)")
+    revoke = key_actions.add_parser("revoke", help="revoke a key: the server refuses it from the next request")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id, as bulwark keys list shows it")
 
     ingest_cmd = commands.add_parser(
         "ingest", help="add documents (.md, .markdown, .txt, .rst files or directories) to the knowledge base"
     )
     ingest_cmd.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to ingest")
-    ingest_cmd.add_argument("--tenant", type=_label, default="default", help="tenant whose knowledge base receives them")
+    ingest_cmd.add_argument("--tenant", type=_checked("tenant"), default="default", help="tenant whose knowledge base receives them")
     ingest_cmd.add_argument(
         "--max-chars", type=_chunk_size, default=MAX_CHARS,
         help=f"longest chunk in characters (default {MAX_CHARS})",
@@ -229,6 +254,22 @@ async def _run(
     return await _report(agent, thread, printed=printed)
 
 
+async def _screened(settings: Settings, question: str) -> dict[str, Any]:
+    """The question as graph input, screened and redacted before anything stores it."""
+    from bulwark.guardrails.intake import InputError, IntakePolicy, prepare_input
+    from bulwark.guardrails.rails import Guardrails
+    from bulwark.nodes.agent import SYSTEM_PROMPT
+
+    rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
+    try:
+        return await prepare_input(
+            {"messages": [{"role": "user", "content": question}]},
+            rails=rails, policy=IntakePolicy.from_settings(settings),
+        )
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
 async def _thread_exists(agent: CompiledStateGraph, thread: str) -> bool:
     return (await agent.aget_state(_config(thread))).created_at is not None
 
@@ -248,8 +289,7 @@ async def _ask(settings: Settings, args: argparse.Namespace) -> int:
         if cut_short(snapshot):
             print(f"(finishing the run that was cut short on thread {thread})", file=sys.stderr)
             await agent.ainvoke(None, _config(thread), context=_context(args))
-        payload = {"messages": [{"role": "user", "content": question}]}
-        await _run(agent, payload, thread, _context(args), stream=args.stream)
+        await _run(agent, await _screened(settings, question), thread, _context(args), stream=args.stream)
     if not args.thread:
         print(f"(thread {thread}: continue with --thread {thread})", file=sys.stderr)
     return 0
@@ -308,7 +348,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
                 question = _prompt("you> ").strip()
                 if not question or question in {"/exit", "/quit"}:
                     return 0
-                payload = {"messages": [{"role": "user", "content": question}]}
+                payload = await _screened(settings, question)
                 print("bulwark> ", end="", flush=True)
             pending = await _run(agent, payload, thread, _context(args), stream=True)
 
@@ -321,15 +361,38 @@ def _prompt(text: str) -> str:
         return ""
 
 
+def _pinned_paths(settings: Settings) -> dict[str, str]:
+    """Environment that pins every path setting to an absolute path, for a process that
+    leaves the working directory (and has read the ``.env`` it would no longer find)."""
+    env = {key: value for key, value in dotenv_values(".env").items() if value is not None}
+    env |= {
+        "BULWARK_DATA_DIR": str(settings.data_dir.resolve()),
+        "BULWARK_API_KEYS_FILE": str(settings.resolved_api_keys_file.resolve()),
+    }
+    checkpoints = settings.resolved_checkpointer_url
+    if checkpoints.startswith("sqlite:///"):
+        env["BULWARK_CHECKPOINTER_URL"] = f"sqlite:///{Path(checkpoints.removeprefix('sqlite:///')).resolve()}"
+    if "://" not in settings.resolved_memory_url:
+        env["BULWARK_MEMORY_URL"] = str(Path(settings.resolved_memory_url).resolve())
+    return env
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    os.environ.update(OFFLINE_ENV)
-    settings.ensure_data_dir()
-    from langgraph_api.cli import run_server
-
-    import bulwark.graphs.platform as platform
-
     host = args.host or settings.host
     port = args.port or settings.port
+    if settings.auth == "none" and not _is_loopback(host):
+        raise UsageError(
+            f"refusing to serve on {host} without authentication: set BULWARK_AUTH=keys "
+            "(and create keys with bulwark keys create) or BULWARK_AUTH=jwt, or bind to 127.0.0.1"
+        )
+    data_dir = settings.ensure_data_dir()
     # The LangGraph server would silently move to a random port; clients need this one.
     with socket.socket() as probe:
         try:
@@ -339,9 +402,23 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 f"cannot listen on {host}:{port} ({exc.strerror}): "
                 "choose another port with --port or BULWARK_PORT"
             ) from None
+    # Where the in-memory server keeps its own files (./.langgraph_api): under the data dir.
+    os.environ.update(OFFLINE_ENV | _pinned_paths(settings))
+    workdir = data_dir / "server"
+    workdir.mkdir(exist_ok=True)
+    os.chdir(workdir)
+    from langgraph_api.cli import run_server
+
     print(f"Serving the Bulwark agent (model {settings.model}) on http://{host}:{port}")
     print(f"  try: curl -s http://{host}:{port}/ok   ·   Python: langgraph_sdk.get_client(url=...)")
-    module = Path(platform.__file__)
+    if settings.auth == "none":
+        print(
+            "warning: BULWARK_AUTH=none: every client is the local admin; serving on loopback "
+            "only (set BULWARK_AUTH=keys or jwt to serve others)",
+            file=sys.stderr,
+        )
+    # Paths, not imports: the server loads these files itself, once.
+    module, auth_module = (find_spec(name).origin for name in ("bulwark.graphs.platform", "bulwark.server.auth"))  # type: ignore[union-attr]
     run_server(
         host,
         port,
@@ -349,6 +426,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         {"agent": f"{module}:graph"},
         checkpointer={"path": f"{module}:checkpointer"},
         store={"path": f"{module}:store"},
+        auth={"path": f"{auth_module}:auth", "disable_studio_auth": True},
         open_browser=False,
         env=dict(OFFLINE_ENV),
         server_level="WARNING",
@@ -424,7 +502,7 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _threads(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.resolved_checkpointer_url
-    async with open_checkpointer(url) as saver:
+    async with open_checkpointer_for(settings) as saver:
         if args.all:
             ids = list(dict.fromkeys([c.config["configurable"]["thread_id"] async for c in saver.alist(None)]))
         else:
@@ -482,6 +560,41 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from bulwark.server.credentials import ApiKeys
+
+    keys = ApiKeys(settings.resolved_api_keys_file)
+    if args.action == "create":
+        info, key = keys.create(tenant_id=args.tenant, user_id=args.user, scopes=args.scope)
+        print(key)  # alone on stdout, for `KEY=$(bulwark keys create ...)`
+        print(
+            f"key id {info.key_id} for user {info.user_id!r} (tenant {info.tenant_id!r}); "
+            "store it now, it is not shown again",
+            file=sys.stderr,
+        )
+        if settings.auth != "keys":
+            print("note: the server checks API keys only with BULWARK_AUTH=keys", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        if not keys.revoke(args.key_id):
+            raise UsageError(
+                f"unknown API key id {args.key_id[:40]!r} in {keys.path}: see bulwark keys list"
+            )
+        print(f"revoked API key {args.key_id}")
+        return 0
+    listed = keys.list()
+    for info in listed:
+        state = "active" if info.active else f"revoked {info.revoked_at:%Y-%m-%dT%H:%M:%SZ}"
+        scopes = ",".join(sorted(info.scopes)) or "-"
+        print(
+            f"{info.key_id}  tenant={info.tenant_id}  user={info.user_id}  scopes={scopes}  "
+            f"created {info.created_at:%Y-%m-%dT%H:%M:%SZ}  {state}"
+        )
+    if not listed:
+        print(f"no API keys in {keys.path}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "ask": _ask,
     "chat": _chat,
@@ -493,6 +606,7 @@ COMMANDS = {
     "eval": _eval,
     "ingest": _ingest,
     "memory": _memory,
+    "keys": _keys,
 }
 
 

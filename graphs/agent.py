@@ -28,7 +28,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Send, StateSnapshot
 
-from bulwark.graphs.state import AgentState, RunContext
+from bulwark.graphs.state import AgentInput, AgentState, RunContext
 from bulwark.guardrails.rails import Guardrails
 from bulwark.models.factory import make_chat_model
 from bulwark.nodes.agent import SYSTEM_PROMPT, Agent, wants_tools
@@ -42,7 +42,7 @@ from bulwark.nodes.route import RouteModel
 from bulwark.nodes.tools import RunTool
 from bulwark.memory.store import MemoryStoreError, QdrantStore, open_memory_store
 from bulwark.persistence.audit import AuditLog
-from bulwark.persistence.checkpoints import open_checkpointer
+from bulwark.persistence.checkpoints import open_checkpointer_for
 from bulwark.settings import Settings
 from bulwark.persistence.effects import EffectJournal
 from bulwark.tools.builtin import builtin_registry
@@ -100,10 +100,11 @@ def build_agent_graph(
         for tool in tools:
             registry.register(tool)
     rails = rails or Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
-    guard_input, guard_output = GuardInput(rails=rails), GuardOutput(rails=rails)
+    guard_input = GuardInput(rails=rails, window_turns=settings.screen_window_turns)
+    guard_output = GuardOutput(rails=rails)
     journal = EffectJournal.for_checkpointer(settings.resolved_checkpointer_url, data_dir=data_dir)
 
-    graph = StateGraph(AgentState, context_schema=RunContext)
+    graph = StateGraph(AgentState, input_schema=AgentInput, context_schema=RunContext)
     graph.add_node("guard_input", RunnableLambda(guard_input, afunc=guard_input.acall, name="guard_input"))
     graph.add_node("refuse", refuse)
     graph.add_node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens))
@@ -181,7 +182,7 @@ async def open_agent(settings: Settings, **kwargs: object) -> AsyncIterator[Comp
         log.warning("running without long-term memory: %s", exc)
         store = None
     try:
-        async with open_checkpointer(settings.resolved_checkpointer_url) as checkpointer:
+        async with open_checkpointer_for(settings) as checkpointer:
             yield build_agent(settings, checkpointer=checkpointer, store=store, **kwargs)  # type: ignore[arg-type]
     finally:
         if store is not None:

@@ -14,7 +14,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from bulwark.graphs.agent import build_agent_graph
 from bulwark.memory.store import QdrantStore, open_memory_store
-from bulwark.persistence.checkpoints import open_checkpointer
+from bulwark.persistence.checkpoints import open_checkpointer_for
 from bulwark.settings import load_settings
 
 settings = load_settings()
@@ -23,7 +23,7 @@ graph = build_agent_graph(settings).compile(name="bulwark-agent")
 
 def checkpointer() -> AbstractAsyncContextManager[BaseCheckpointSaver]:
     """The server's checkpointer (``checkpointer.path`` in langgraph.json)."""
-    return open_checkpointer(settings.resolved_checkpointer_url)
+    return open_checkpointer_for(settings)
 
 
 def store() -> QdrantStore:

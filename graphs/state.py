@@ -83,6 +83,13 @@ class AgentState(TypedDict, total=False):
     """Tokens spent on this thread so far."""
 
 
+class AgentInput(TypedDict):
+    """What a caller may pass in: the new messages. Everything else is the graph's own."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """New messages, appended to the thread (screened by ``guard_input`` first)."""
+
+
 class ToolTask(TypedDict):
     """Input of one ``tools`` task: a single tool call, sent with ``Send``."""
 

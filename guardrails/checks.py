@@ -114,6 +114,21 @@ def verdict_of(findings: Iterable[Finding], *, changed: bool) -> Verdict:
     return {"action": action, "severity": severity, "reasons": reasons}
 
 
+_ACTION_RANK = {"allow": 0, "flag": 1, "sanitize": 2, "block": 3}
+
+
+def merge_verdicts(verdicts: Iterable[Verdict]) -> Verdict:
+    """Fold several verdicts into one: the strictest action and severity, every reason."""
+    merged: Verdict = {"action": "allow", "severity": "none", "reasons": []}
+    for v in verdicts:
+        merged = {
+            "action": max(merged["action"], v["action"], key=_ACTION_RANK.__getitem__),
+            "severity": max(merged["severity"], v["severity"], key=_RANK.__getitem__),
+            "reasons": sorted({*merged["reasons"], *v["reasons"]}),
+        }
+    return merged
+
+
 def error_result(
     text: str, error: BaseException | str, *, fail_closed: bool, blocked_text: str | None = None
 ) -> RailResult:

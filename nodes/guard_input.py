@@ -1,46 +1,103 @@
-"""Input guardrail: screens the latest request before anything else reads it.
+"""Input guardrail: the turn's verdict, from every message of the input and recent turns.
 
-The check runs as the NeMo input rail (see :mod:`bulwark.guardrails.rails`): size,
-prompt injection and jailbreaks (also encoded or obfuscated), toxicity and harmful
-requests, denied topics, then PII. A block sends the turn to the polite refusal; PII is
-redacted in the stored request, so the model, the memories and the audit never see it.
+Every user message is screened once by the input rail (see
+:mod:`bulwark.guardrails.rails`): size, prompt injection and jailbreaks (also encoded or
+obfuscated), toxicity and harmful requests, denied topics, then PII. Inputs from the
+server and the CLI arrive already screened and marked by :mod:`bulwark.guardrails.intake`
+(so the raw text was never stored); any message without a mark (a caller of the Python
+API) is screened here. Nothing is screened twice.
+
+The turn's verdict folds the verdicts of all the messages of its input, then the rail
+reads the last ``window_turns`` user messages together, so an injection split across
+turns is caught too. A blocked turn goes to the polite refusal, and its messages are
+replaced by placeholders: the model never reads them, on this turn or a later one.
 """
 
 from __future__ import annotations
 
-from langchain_core.messages import HumanMessage
+import uuid
 
-from bulwark.graphs.state import AgentState
-from bulwark.guardrails.checks import RailResult
+from langchain_core.messages import AnyMessage, HumanMessage
+
+from bulwark.graphs.state import AgentState, Verdict
+from bulwark.guardrails.checks import RailResult, merge_verdicts
+from bulwark.guardrails.intake import mark, screening, turn_verdict, withheld
 from bulwark.guardrails.rails import Guardrails
 from bulwark.nodes._text import latest_request
 
 
 class GuardInput:
-    """Records the input verdict and replaces the request with its sanitized text."""
+    """Records the turn's input verdict; stores the screened (redacted) messages.
 
-    def __init__(self, *, rails: Guardrails) -> None:
+    Args:
+        rails: the input rail.
+        window_turns: user messages read together to catch injections split across turns.
+    """
+
+    def __init__(self, *, rails: Guardrails, window_turns: int = 4) -> None:
         self.rails = rails
+        self.window_turns = window_turns
 
-    @staticmethod
-    def _update(request: HumanMessage | None, result: RailResult) -> dict:
+    def _screened(self, messages: list[AnyMessage], results: list[RailResult], batch: str) -> list[AnyMessage]:
+        """``messages`` with each unmarked user message replaced by its screened copy."""
+        fresh = iter(results)
+        out: list[AnyMessage] = []
+        for m in messages:
+            if isinstance(m, HumanMessage) and screening(m) is None:
+                result = next(fresh)
+                text = withheld(result.verdict) if result.blocked else result.text
+                m = mark(m.model_copy(update={"content": text}), result.verdict, batch=batch)  # type: ignore[assignment]
+            out.append(m)
+        return out
+
+    def _window(self, messages: list[AnyMessage]) -> str | None:
+        """The recent user messages joined, if there is more than one to read together."""
+        texts = [
+            m.text for m in messages
+            if isinstance(m, HumanMessage) and (s := screening(m)) and s["verdict"]["action"] != "block"
+        ][-self.window_turns :]
+        # Joined by a space: a cue split across turns reads as one sentence.
+        return " ".join(texts)[-self.rails.policy.max_input_chars :] if len(texts) > 1 else None
+
+    def _update(self, before: list[AnyMessage], after: list[AnyMessage], window: RailResult | None) -> dict:
+        request = latest_request(after)
+        if request is None:
+            verdict: Verdict = {"action": "block", "severity": "low", "reasons": ["empty_request"]}
+        else:
+            batch = screening(request)["batch"]  # type: ignore[index]
+            verdict = turn_verdict(after, batch)
+            if window is not None and window.blocked:
+                verdict = merge_verdicts([verdict, window.verdict])
+                after = [
+                    mark(m.model_copy(update={"content": withheld(verdict)}), verdict, batch=batch)
+                    if (s := screening(m)) and s["batch"] == batch and isinstance(m, HumanMessage) else m
+                    for m in after
+                ]
         # Per-turn fields are reset here, at the start of every turn.
-        update: dict = {
-            "input_verdict": result.verdict,
-            "output_verdict": None,
-            "route": None,
-            "memories": [],
-        }
-        if request is not None and result.text != request.text:
-            # Same id: add_messages replaces the request instead of appending.
-            update["messages"] = [HumanMessage(content=result.text, id=request.id, name=request.name)]
+        update: dict = {"input_verdict": verdict, "output_verdict": None, "route": None, "memories": []}
+        # Same ids: add_messages replaces the stored messages instead of appending.
+        changed = [new for old, new in zip(before, after, strict=True) if new is not old]
+        if changed:
+            update["messages"] = changed
         return update
 
+    @staticmethod
+    def _unscreened(messages: list[AnyMessage]) -> list[str]:
+        return [m.text for m in messages if isinstance(m, HumanMessage) and screening(m) is None]
+
     def __call__(self, state: AgentState) -> dict:
-        request = latest_request(state["messages"])
-        return self._update(request, self.rails.check_input(request.text if request else ""))
+        before = state["messages"]
+        results = [self.rails.check_input(text) for text in self._unscreened(before)]
+        after = self._screened(before, results, str(uuid.uuid4()))
+        turn = screening(r) if (r := latest_request(after)) else None
+        window = self._window(after) if turn and turn["verdict"]["action"] != "block" else None
+        return self._update(before, after, self.rails.check_input(window) if window else None)
 
     async def acall(self, state: AgentState) -> dict:
         """Async twin of :meth:`__call__`."""
-        request = latest_request(state["messages"])
-        return self._update(request, await self.rails.acheck_input(request.text if request else ""))
+        before = state["messages"]
+        results = [await self.rails.acheck_input(text) for text in self._unscreened(before)]
+        after = self._screened(before, results, str(uuid.uuid4()))
+        turn = screening(r) if (r := latest_request(after)) else None
+        window = self._window(after) if turn and turn["verdict"]["action"] != "block" else None
+        return self._update(before, after, await self.rails.acheck_input(window) if window else None)

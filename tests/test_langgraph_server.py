@@ -8,87 +8,26 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from langgraph_sdk import get_client
 
+from agent_server import BIN, LAUNCHERS, running
 from bulwark.persistence.checkpoints import open_checkpointer
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ok", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-@contextmanager
-def _running(launcher: str, work: Path, **env_extra: str) -> Iterator[tuple[str, Path]]:
-    """Start the server with ``launcher`` on a free port; yield its URL and data directory."""
-    port = _free_port()
-    data_dir = work / "data"
-    if launcher == "langgraph dev":
-        command = [str(BIN / "langgraph"), "dev", "--config", str(REPO / "langgraph.json"),
-                   "--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"]
-        cwd = REPO
-    else:
-        command = [str(BIN / "bulwark"), "serve", "--port", str(port)]
-        cwd = work
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")},
-        "BULWARK_DATA_DIR": str(data_dir),
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "true",
-        "LANGSMITH_TRACING": "false",
-        **env_extra,
-    }
-    log = work / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, log)
-        yield url, data_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module", params=["langgraph dev", "bulwark serve"])
+@pytest.fixture(scope="module", params=LAUNCHERS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A running server on a free port, on the embedded defaults except one: the agent may
     email the addresses users type, so EMAIL is not redacted from requests."""
     keep_email = '["PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON", "STREET_ADDRESS"]'
-    with _running(request.param, tmp_path_factory.mktemp("server"), BULWARK_PII_ENTITIES=keep_email) as running:
-        yield running
+    with running(request.param, tmp_path_factory.mktemp("server"), BULWARK_PII_ENTITIES=keep_email) as server:
+        yield server.url, server.data_dir
 
 
 def _ask(text: str) -> dict:
@@ -186,36 +125,30 @@ async def test_runs_land_in_the_bulwark_checkpointer(server: tuple[str, Path]) -
 
 
 async def test_memories_are_shared_with_the_store_api(server: tuple[str, Path]) -> None:
-    """A memory the agent keeps shows in the server's /store API, and one put there is recalled."""
-    client = get_client(url=server[0])
-    context = {"user_id": "ada", "tenant_id": "acme"}
-    thread = await client.threads.create()
-    await client.runs.wait(
-        thread["thread_id"], "agent", input=_ask("Remember that my favourite colour is teal."), context=context
-    )
-    found = await client.store.search_items(["memories", "acme", "ada"], query="favourite colour")
-    assert [item["value"]["text"] for item in found["items"]] == ["my favourite colour is teal"]
-    assert await client.store.list_namespaces(prefix=["memories", "acme"]) == {"namespaces": [["memories", "acme", "ada"]]}
+    """A memory the agent keeps shows in the server's /store API, and one put there is recalled.
 
-    await client.store.put_item(["memories", "acme", "ada"], "city", {"text": "I live in Lisbon", "importance": 0.7})
+    Without auth (the loopback default) every client is the local user of tenant default."""
+    client = get_client(url=server[0])
+    own = ["memories", "default", "anonymous"]
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "agent", input=_ask("Remember that my favourite colour is teal."))
+    found = await client.store.search_items(own, query="favourite colour")
+    assert [item["value"]["text"] for item in found["items"]][0] == "my favourite colour is teal"
+    assert await client.store.list_namespaces(prefix=["memories"]) == {"namespaces": [own]}
+
+    await client.store.put_item(own, "city", {"text": "I live in Lisbon", "importance": 0.7})
     other = await client.threads.create()
-    result = await client.runs.wait(other["thread_id"], "agent", input=_ask("where do I live?"), context=context)
+    result = await client.runs.wait(other["thread_id"], "agent", input=_ask("where do I live?"))
     assert "Lisbon" in result["messages"][-1]["content"]
-    stranger = await client.runs.wait(
-        (await client.threads.create())["thread_id"], "agent", input=_ask("where do I live?"),
-        context={"user_id": "bob", "tenant_id": "acme"},
-    )
-    assert "Lisbon" not in stranger["messages"][-1]["content"]
-    assert (await client.store.search_items(["memories", "acme", "bob"]))["items"] == []
 
 
 async def test_langgraph_dev_runs_land_in_redis(redis_url: str, tmp_path: Path) -> None:
-    with _running("langgraph dev", tmp_path, BULWARK_CHECKPOINTER_URL=redis_url) as (url, data_dir):
-        client = get_client(url=url)
+    with running("langgraph dev", tmp_path, BULWARK_CHECKPOINTER_URL=redis_url) as server:
+        client = get_client(url=server.url)
         thread = await client.threads.create()
         await client.runs.wait(thread["thread_id"], "agent", input=_ask("what is 17*23"))
     async with open_checkpointer(redis_url) as saver:
         saved = await saver.aget_tuple({"configurable": {"thread_id": thread["thread_id"]}})
     assert saved is not None, "the run was not checkpointed in Redis"
     assert "391" in saved.checkpoint["channel_values"]["messages"][-1].content
-    assert not (data_dir / "checkpoints.db").exists()
+    assert not (server.data_dir / "checkpoints.db").exists()

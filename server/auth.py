@@ -1,0 +1,322 @@
+"""Authentication and authorization for every API of the LangGraph server.
+
+``langgraph.json`` points ``auth.path`` here, so ``langgraph dev``, ``bulwark serve`` and
+any deployment of that file enforce it. The model (README, "Security"):
+
+- **Who.** :func:`authenticate` turns the request's credential (an API key or a JWT, by
+  ``BULWARK_AUTH``) into an identity: tenant, user and scopes. A missing or bad credential
+  is a 401. The identity is the only source of tenant and user: a run's context takes
+  them from it, and a client that claims someone else's gets a 403.
+- **What.** Every resource a handler creates is stamped with its owner (``tenant_id``
+  and ``owner`` metadata) and every read, update, delete and search is filtered on it, so
+  another user's thread, run or cron answers 404, as if it did not exist. ``admin`` sees
+  and manages its whole tenant; nobody crosses tenants. Paths without a handler here are
+  denied (the catch-all at the end), never silently allowed.
+- **Store.** A user reaches its own memories, ``("memories", tenant, user)``, and reads
+  its tenant's knowledge, ``("knowledge", tenant)``; writing knowledge, and any other
+  user's memories, needs ``admin``.
+- **Input.** A run's input is validated, screened and redacted here, before the server
+  stores it (:mod:`bulwark.guardrails.intake`): malformed input is a 422, oversize a 413,
+  and nothing is stored; the graph then never sees a raw client message.
+
+Handlers accept both shapes of servers: header keys as bytes (langgraph-api) or str
+(aegra), and ``metadata`` missing or ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jwt
+from langgraph_sdk import Auth
+
+from bulwark.guardrails.intake import InputError, IntakePolicy, prepare_input
+from bulwark.guardrails.rails import Guardrails
+from bulwark.memory.longterm import KNOWLEDGE, MEMORIES
+from bulwark.nodes.agent import SYSTEM_PROMPT
+from bulwark.observability.logs import install_log_redaction
+from bulwark.server.credentials import CredentialError, Identity, authenticator
+from bulwark.settings import load_settings
+
+TENANT, OWNER = "tenant_id", "owner"
+"""Metadata keys that record who owns a thread, cron or assistant."""
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_OPTIONS_BYTES = 64 * 1024
+"""Largest JSON of a run's config, context, command and metadata together."""
+
+settings = load_settings()
+_authn = authenticator(settings)
+_rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
+_intake = IntakePolicy.from_settings(settings)
+install_log_redaction(_rails.policy)
+
+auth = Auth()
+
+
+def _fail(status: int, detail: str) -> Auth.exceptions.HTTPException:
+    return Auth.exceptions.HTTPException(status_code=status, detail=detail)
+
+
+def _not_found() -> Auth.exceptions.HTTPException:
+    return _fail(404, "not found")
+
+
+def _header(headers: Mapping[Any, Any], name: str) -> str | None:
+    value = headers.get(name.encode()) or headers.get(name)
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+@auth.authenticate
+async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict:
+    """The identity behind the request's ``Authorization`` or ``x-api-key`` header."""
+    try:
+        who = await _authn.authenticate(_header(headers, "authorization"), _header(headers, "x-api-key"))
+    except CredentialError as exc:
+        raise Auth.exceptions.HTTPException(
+            status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    except jwt.PyJWKClientConnectionError:  # our key server is down: not the client's fault
+        raise _fail(503, "cannot check tokens right now: the signing keys are unreachable") from None
+    return {
+        "identity": f"{who.tenant_id}/{who.user_id}",
+        "display_name": who.user_id,
+        "is_authenticated": True,
+        "permissions": sorted(who.scopes),
+        TENANT: who.tenant_id,
+        "user_id": who.user_id,
+        "credential": who.credential,
+    }
+
+
+def _who(ctx: Auth.types.AuthContext) -> Identity:
+    user = ctx.user
+    try:
+        tenant, user_id = user[TENANT], user["user_id"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise _fail(403, "this server accepts only Bulwark credentials") from None
+    return Identity(
+        tenant_id=tenant, user_id=user_id, scopes=frozenset(ctx.permissions), credential="request"
+    )
+
+
+def _owned_by(who: Identity) -> dict[str, str]:
+    """The filter on what ``who`` may see: its own, or its tenant's for an admin."""
+    return {TENANT: who.tenant_id} if who.is_admin else {TENANT: who.tenant_id, OWNER: who.user_id}
+
+
+def _stamp(value: dict, who: Identity) -> None:
+    """Record ``who`` as the owner in ``value["metadata"]``; refuse a claim to be someone else."""
+    metadata = value.get("metadata")
+    if metadata is None:
+        metadata = value["metadata"] = {}
+    mine = {TENANT: who.tenant_id, OWNER: who.user_id}
+    for key, own in mine.items():
+        if key in metadata and metadata[key] != own:
+            raise _fail(403, f"metadata.{key} is set from your credentials and must be your own")
+    metadata.update(mine)
+
+
+# -- threads and runs ----------------------------------------------------------------------
+
+
+@auth.on.threads.create
+async def _thread_create(ctx: Auth.types.AuthContext, value: dict) -> None:
+    _stamp(value, _who(ctx))
+
+
+@auth.on.threads.read
+@auth.on.threads.delete
+@auth.on.threads.search
+async def _thread_access(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    return _owned_by(_who(ctx))
+
+
+@auth.on.threads.update
+async def _thread_update(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    who = _who(ctx)
+    if "metadata" not in value and "action" not in value and not who.is_admin:
+        # update_state: writing messages or verdicts into a thread would skip the rails.
+        raise _fail(403, "changing a thread's state needs the admin scope; send a run instead")
+    if value.get("metadata"):
+        _stamp(value, who)
+    return _owned_by(who)
+
+
+@auth.on.threads.create_run
+async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    who = _who(ctx)
+    _stamp(value, who)
+    kwargs = value["kwargs"]
+    # Without a context the server fills it from the client's configurable, which may
+    # carry other keys; with one, it marks the configurable it derives from it.
+    given = bool((kwargs.get("config") or {}).get("configurable", {}).get("__context_provided__"))
+    await _prepare_run(kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given)
+    return _owned_by(who)
+
+
+async def _prepare_run(
+    kwargs: dict, who: Identity, *, run_id: object, metadata: Mapping, context_given: bool
+) -> None:
+    """Validate and screen a run's kwargs in place: context from the identity, input
+    screened and redacted, only ``resume`` commands, no webhook without ``admin``."""
+    if kwargs.get("webhook") and not who.is_admin:
+        raise _fail(403, "webhooks need the admin scope")
+    options = {key: kwargs.get(key) for key in ("config", "context", "command")} | {"metadata": metadata}
+    if len(json.dumps(options, default=str)) > MAX_OPTIONS_BYTES:
+        raise _fail(413, f"the run's config, context, command and metadata exceed {MAX_OPTIONS_BYTES} bytes")
+    config = kwargs.get("config") or {}
+    configurable = config.get("configurable") or {}
+    context = kwargs.get("context") or {}
+    if not isinstance(context, Mapping):
+        raise _fail(422, "context must be an object")
+    if context_given and (unknown := sorted(set(context) - {"user_id", "tenant_id", "request_id"})):
+        raise _fail(422, f"unknown context keys {unknown[:5]}: use user_id, tenant_id, request_id")
+    for key, own in (("tenant_id", who.tenant_id), ("user_id", who.user_id)):
+        for source, claims in (("context", context), ("configurable", configurable)):
+            if claims.get(key) not in (None, own):
+                raise _fail(403, f"{source}.{key} comes from your credentials and must be your own")
+    request_id = context.get("request_id") if context_given else None
+    if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
+        raise _fail(422, "context.request_id must be 1-128 letters, digits, '.', '_', ':' or '-'")
+    kwargs["context"] = {"tenant_id": who.tenant_id, "user_id": who.user_id, "request_id": request_id or str(run_id)}
+    if isinstance(config.get("configurable"), dict):
+        config["configurable"].update(kwargs["context"])
+    if kwargs.get("command") is not None:
+        kwargs["command"] = _resume_command(kwargs["command"])
+    if kwargs.get("input") is not None:
+        try:
+            kwargs["input"] = await prepare_input(
+                kwargs["input"], rails=_rails, policy=_intake, batch=kwargs["context"]["request_id"]
+            )
+        except InputError as exc:
+            raise _fail(exc.status, str(exc)) from None
+
+
+def _decision(value: Any, where: str) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and len(value) <= 32:
+        return value
+    if isinstance(value, Mapping) and set(value) <= {"approved", "reason"} and isinstance(value.get("approved"), bool):
+        reason = value.get("reason") or ""
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise _fail(422, f"{where}.reason must be a string of at most 500 characters")
+        # The reason reaches the model: screen it like any context it reads.
+        return {"approved": value["approved"], "reason": _rails.check_context(reason).text}
+    raise _fail(422, f'{where} must be true, false or {{"approved": bool, "reason": str}}')
+
+
+def _resume_command(command: Any) -> dict[str, Any]:
+    """Clients may only answer interrupts: ``{"resume": decision | {interrupt_id: decision}}``."""
+    if not isinstance(command, Mapping) or set(command) - {"resume"} or "resume" not in command:
+        raise _fail(422, "command accepts only 'resume' (an approval decision); update and goto are refused")
+    resume = command["resume"]
+    if isinstance(resume, Mapping) and resume and "approved" not in resume:
+        if len(resume) > 64:
+            raise _fail(422, "command.resume answers at most 64 interrupts")
+        return {"resume": {str(k): _decision(v, f"command.resume[{k!r}]") for k, v in resume.items()}}
+    return {"resume": _decision(resume, "command.resume")}
+
+
+# -- crons ---------------------------------------------------------------------------------
+
+
+@auth.on.crons.create
+async def _cron_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    who = _who(ctx)
+    _stamp(value, who)
+    await _prepare_run(
+        value.setdefault("payload", {}), who, run_id=value.get("cron_id"), metadata=value["metadata"], context_given=True
+    )
+    return _owned_by(who)
+
+
+@auth.on.crons.update
+async def _cron_update(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    who = _who(ctx)
+    if value.get("payload"):
+        await _prepare_run(value["payload"], who, run_id=value.get("cron_id"), metadata={}, context_given=True)
+    return _owned_by(who)
+
+
+@auth.on.crons.read
+@auth.on.crons.delete
+@auth.on.crons.search
+async def _cron_access(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    return _owned_by(_who(ctx))
+
+
+# -- assistants ------------------------------------------------------------------------------
+
+
+@auth.on.assistants.read
+@auth.on.assistants.search
+async def _assistant_read(ctx: Auth.types.AuthContext, value: dict) -> dict:
+    # The graphs' own assistants (created_by=system) are everyone's; others, their tenant's.
+    return {"$or": [{"created_by": "system"}, {TENANT: _who(ctx).tenant_id}]}
+
+
+@auth.on.assistants.create
+@auth.on.assistants.update
+@auth.on.assistants.delete
+async def _assistant_write(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    who = _who(ctx)
+    if not who.is_admin:
+        raise _fail(403, "managing assistants needs the admin scope")
+    if "metadata" in value or "graph_id" in value:
+        metadata = value.get("metadata") or {}
+        if metadata.get(TENANT) not in (None, who.tenant_id):
+            raise _fail(403, "metadata.tenant_id is set from your credentials and must be your own")
+        value["metadata"] = {**metadata, TENANT: who.tenant_id}
+    return {TENANT: who.tenant_id}
+
+
+# -- store -----------------------------------------------------------------------------------
+
+
+def _allowed(who: Identity, *, write: bool) -> list[tuple[str, ...]]:
+    """The namespace roots ``who`` may read (or write)."""
+    if who.is_admin:
+        return [(MEMORIES, who.tenant_id), (KNOWLEDGE, who.tenant_id)]
+    own = (MEMORIES, who.tenant_id, who.user_id)
+    return [own] if write else [own, (KNOWLEDGE, who.tenant_id)]
+
+
+def _scope(namespace: Sequence[str] | None, who: Identity, *, write: bool) -> tuple[str, ...]:
+    """``namespace`` if it lies inside a root ``who`` may reach; a shorter prefix of one
+    narrowed to that root (listing ``("memories",)`` lists only one's own); else refused
+    (404 for reads: what is not yours does not exist)."""
+    asked = tuple(namespace or ())
+    roots = _allowed(who, write=write)
+    for root in roots:
+        if asked[: len(root)] == root:
+            return asked
+    narrowed = [root for root in roots if root[: len(asked)] == asked]
+    if narrowed:
+        return narrowed[0]
+    raise _fail(403, "you may write only your own memories") if write else _not_found()
+
+
+@auth.on.store
+async def _store(ctx: Auth.types.AuthContext, value: dict) -> None:
+    who = _who(ctx)
+    if ctx.action == "list_namespaces":
+        value["namespace"] = _scope(value.get("namespace"), who, write=False)
+        return
+    # Items and searches name a namespace inside one the caller may reach, never above it.
+    write = ctx.action in ("put", "delete")
+    asked = tuple(value["namespace"])
+    if _scope(asked, who, write=write) != asked:
+        raise _fail(403, "you may write only your own memories") if write else _not_found()
+
+
+# -- everything else -------------------------------------------------------------------------
+
+
+@auth.on
+async def _deny(ctx: Auth.types.AuthContext, value: Any) -> bool:
+    """Paths without a handler above are refused, not silently allowed."""
+    return False
