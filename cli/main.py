@@ -47,6 +47,11 @@ OFFLINE_ENV = {
 }
 
 
+# What `bulwark serve` gives the server besides the graph, as langgraph.json does: only the
+# APIs Bulwark authorizes (no generative UI, MCP or A2A routes), no Studio auth bypass.
+SERVER_HTTP = {"disable_ui": True, "disable_mcp": True, "disable_a2a": True}
+
+
 class UsageError(ValueError):
     """The command line itself is wrong; the message says how to fix it."""
 
@@ -427,6 +432,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         checkpointer={"path": f"{module}:checkpointer"},
         store={"path": f"{module}:store"},
         auth={"path": f"{auth_module}:auth", "disable_studio_auth": True},
+        http=SERVER_HTTP,
         open_browser=False,
         env=dict(OFFLINE_ENV),
         server_level="WARNING",

@@ -13,6 +13,7 @@ attack for every endpoint or stored field you add.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Awaitable, Iterator
@@ -23,7 +24,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
-from agent_server import BIN, LAUNCHERS, Server, free_port, running, server_env
+from agent_server import BIN, LAUNCHERS, REPO, Server, free_port, running, server_env
 from bulwark.server.credentials import ApiKeys
 
 pytestmark = pytest.mark.slow
@@ -164,6 +165,19 @@ async def test_requests_without_a_valid_credential_get_401(world) -> None:
         assert (await http.get("/ok")).status_code == 200
 
 
+async def test_only_process_level_endpoints_are_open(world) -> None:
+    """/ok, /info, /docs and /metrics answer without a credential but hold no tenant's data;
+    the routes Bulwark does not authorize (generative UI, MCP, A2A) are switched off."""
+    server, keys = world
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for path in ("/ok", "/info", "/metrics"):
+            response = await http.get(path)
+            assert response.status_code == 200 and "alice" not in response.text
+        for method, path in (("GET", "/ui/agent"), ("POST", "/mcp"), ("POST", "/a2a/agent")):
+            response = await http.request(method, path, json={}, headers={"x-api-key": keys["alice"]})
+            assert response.status_code in (401, 404, 405), (path, response.status_code)
+
+
 async def test_revoked_key_gets_401(world) -> None:
     server, _ = world
     keys = ApiKeys(server.data_dir / "api_keys.json")
@@ -213,6 +227,10 @@ async def test_another_user_cannot_reach_alices_data(world, alice_data, attacker
     # for one that never existed, so it confirms nothing.
     assert await _status(them.threads.copy(thread)) == 409
     assert await _status(them.threads.copy("01a230fb-0000-7000-8000-000000000000")) == 409
+
+    runs = await _client(world, "alice").runs.list(thread)
+    assert await _status(them.runs.get(thread, runs[0]["run_id"])) == 404
+    assert await _status(them.runs.cancel(thread, runs[0]["run_id"])) == 404
 
     # Writing into her memories; claiming to be her.
     assert await _status(them.store.put_item(alice_ns, "city", {"text": "I live in Paris"})) == 403
@@ -350,13 +368,15 @@ async def test_every_input_message_and_recent_turn_is_screened(world) -> None:
 
 
 async def test_no_raw_pii_in_any_file_or_log(world, alice_data) -> None:
-    """After everything above: the raw values appear in no file the server wrote, nor its log."""
-    server, _ = world
+    """After everything above: the raw PII, and the API keys' secrets, appear in no file the
+    server wrote, nor in its log."""
+    server, keys = world
     await asyncio.sleep(1)  # let the server flush its own state files
+    secrets = PII | {f"key of {user}": key.rsplit("_", 1)[1] for user, key in keys.items()}
     leaks = {}
     for path in [p for p in server.work.rglob("*") if p.is_file()]:
         data = path.read_bytes()
-        found = [kind for kind, value in PII.items() if value.encode() in data]
+        found = [kind for kind, value in secrets.items() if value.encode() in data]
         if found:
             leaks[str(path.relative_to(server.work))] = found
     assert leaks == {}
@@ -395,6 +415,14 @@ async def test_jwt_identities_are_isolated_and_bad_tokens_get_401(tmp_path: Path
             _token({"sub": "al.ice", "tenant_id": "acme"}),                           # bad id
         ):
             assert await _status(client(bad).threads.get_state(thread)) == 401
+
+
+def test_bulwark_serve_configures_the_server_as_langgraph_json_does() -> None:
+    from bulwark.cli.main import SERVER_HTTP
+
+    config = json.loads((REPO / "langgraph.json").read_text())
+    assert config["http"] == SERVER_HTTP
+    assert config["auth"] == {"path": "./server/auth.py:auth", "disable_studio_auth": True}
 
 
 def test_serve_without_auth_refuses_a_public_host(tmp_path: Path) -> None:
