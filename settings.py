@@ -149,8 +149,8 @@ class Settings(BaseSettings):
     )
     client_roles: Literal["refuse", "screen"] = Field(
         default="refuse",
-        description="Client-sent `system`, `assistant` and `tool` messages: `refuse` (422) or "
-        "`screen` them with the context rail and keep them.",
+        description="Client-sent `system` and `assistant` messages: `refuse` (422) or `screen` "
+        "them with the context rail and keep them (`tool` messages are always refused).",
     )
     max_input_messages: int = Field(
         default=32, ge=1, le=1000, description="Most messages accepted in one input."
@@ -240,9 +240,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _jwt_keys(self) -> Settings:
-        if self.auth == "jwt" and self.jwt_secret is None and self.jwt_jwks is None:
+        if self.auth == "jwt" and (self.jwt_secret is None) == (self.jwt_jwks is None):
             raise ValueError(
-                "BULWARK_AUTH=jwt needs BULWARK_JWT_SECRET (HS256) or BULWARK_JWT_JWKS (RS256/ES256)"
+                "BULWARK_AUTH=jwt needs one of BULWARK_JWT_SECRET (HS256) and BULWARK_JWT_JWKS (RS256/ES256)"
             )
         return self
 

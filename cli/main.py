@@ -382,6 +382,12 @@ def _pinned_paths(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _any_active_key(settings: Settings) -> bool:
+    from bulwark.server.credentials import ApiKeys
+
+    return any(key.active for key in ApiKeys(settings.resolved_api_keys_file).list())
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -420,6 +426,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print(
             "warning: BULWARK_AUTH=none: every client is the local admin; serving on loopback "
             "only (set BULWARK_AUTH=keys or jwt to serve others)",
+            file=sys.stderr,
+        )
+    elif settings.auth == "keys" and not _any_active_key(settings):
+        print(
+            "warning: no active API key yet: every request gets 401 until you run "
+            "bulwark keys create --tenant T --user U",
             file=sys.stderr,
         )
     # Paths, not imports: the server loads these files itself, once.

@@ -627,15 +627,13 @@ def authenticator(settings: Settings) -> Authenticator:
     """The authenticator for ``settings.auth``.
 
     Raises:
-        ConfigError: the JWT settings are unusable (both or neither key source, a short
-            secret, an unreadable JWKS file).
+        ConfigError: the JWT settings are unusable (a short secret, an unreadable JWKS
+            file); settings already refuse both or neither key source.
     """
     if settings.auth == "none":
         return LocalAuthenticator()
     if settings.auth == "keys":
         return ApiKeyAuthenticator(ApiKeys(settings.resolved_api_keys_file))
-    if settings.jwt_secret is not None and settings.jwt_jwks is not None:
-        raise ConfigError("set only one of BULWARK_JWT_SECRET (HS256) and BULWARK_JWT_JWKS (RS256/ES256)")
     try:
         verifier = JwtVerifier(
             secret=None if settings.jwt_secret is None else settings.jwt_secret.get_secret_value(),
