@@ -158,6 +158,12 @@ def check_input(text: str, policy: RailPolicy) -> RailResult:
     return RailResult(verdict_of(findings + spans, changed=redacted != text), redacted)
 
 
+def check_window(text: str) -> RailResult:
+    """Screen recent user turns read together, each already screened on its own: only what
+    splitting a text can hide from the input rail, prompt injection and jailbreaks."""
+    return RailResult(verdict_of(detect_injection(text), changed=False), text)
+
+
 def blocking_findings(text: str, policy: RailPolicy) -> list[Finding]:
     """Findings that stop an answer: a system-prompt leak, toxicity, denied topics."""
     findings = [Finding("system_prompt_leak", "high")] if policy.leaks_prompt(text) else []

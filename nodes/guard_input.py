@@ -7,9 +7,10 @@ server and the CLI arrive already screened and marked by :mod:`bulwark.guardrail
 (so the raw text was never stored); any message without a mark (a caller of the Python
 API) is screened here. Nothing is screened twice.
 
-The turn's verdict folds the verdicts of all the messages of its input, then the rail
-reads the last ``window_turns`` user messages together, so an injection split across
-turns is caught too. A blocked turn goes to the polite refusal, and its messages are
+The turn's verdict folds the verdicts of all the messages of its input, then the last
+``window_turns`` user messages are read together for injections and jailbreaks
+(:func:`~bulwark.guardrails.checks.check_window`, well under a millisecond), so one split
+across turns is caught too. A blocked turn goes to the polite refusal, and its messages are
 replaced by placeholders: the model never reads them, on this turn or a later one.
 """
 
@@ -20,7 +21,7 @@ import uuid
 from langchain_core.messages import AnyMessage, HumanMessage
 
 from bulwark.graphs.state import AgentState, Verdict
-from bulwark.guardrails.checks import RailResult, merge_verdicts
+from bulwark.guardrails.checks import RailResult, check_window, merge_verdicts
 from bulwark.guardrails.intake import mark, screening, turn_verdict, withheld
 from bulwark.guardrails.rails import Guardrails
 from bulwark.nodes._text import latest_request
@@ -85,19 +86,17 @@ class GuardInput:
     def _unscreened(messages: list[AnyMessage]) -> list[str]:
         return [m.text for m in messages if isinstance(m, HumanMessage) and screening(m) is None]
 
-    def __call__(self, state: AgentState) -> dict:
-        before = state["messages"]
-        results = [self.rails.check_input(text) for text in self._unscreened(before)]
+    def _finish(self, before: list[AnyMessage], results: list[RailResult]) -> dict:
         after = self._screened(before, results, str(uuid.uuid4()))
         turn = screening(r) if (r := latest_request(after)) else None
         window = self._window(after) if turn and turn["verdict"]["action"] != "block" else None
-        return self._update(before, after, self.rails.check_input(window) if window else None)
+        return self._update(before, after, check_window(window) if window else None)
+
+    def __call__(self, state: AgentState) -> dict:
+        before = state["messages"]
+        return self._finish(before, [self.rails.check_input(text) for text in self._unscreened(before)])
 
     async def acall(self, state: AgentState) -> dict:
         """Async twin of :meth:`__call__`."""
         before = state["messages"]
-        results = [await self.rails.acheck_input(text) for text in self._unscreened(before)]
-        after = self._screened(before, results, str(uuid.uuid4()))
-        turn = screening(r) if (r := latest_request(after)) else None
-        window = self._window(after) if turn and turn["verdict"]["action"] != "block" else None
-        return self._update(before, after, await self.rails.acheck_input(window) if window else None)
+        return self._finish(before, [await self.rails.acheck_input(text) for text in self._unscreened(before)])

@@ -98,8 +98,7 @@ async def test_graph_screens_every_message_once_and_keeps_blocked_ones_out(setti
         rails.read.clear()
         answer = await agent.ainvoke(_user("what is 3+3?"), config, context=RunContext())
         assert "6" in answer["messages"][-1].text
-        # Only the new message, then the window of recent turns (blocked ones left out).
-        assert rails.read == ["what is 3+3?", "what is 2+2? what is 3+3?"]
+        assert rails.read == ["what is 3+3?"], "only the new message passes the rail"
         humans = [m for m in answer["messages"] if isinstance(m, HumanMessage)]
         assert all(screening(m) for m in humans)
         assert INJECTION not in str(answer["messages"])
