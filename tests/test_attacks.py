@@ -166,13 +166,22 @@ async def test_requests_without_a_valid_credential_get_401(world) -> None:
 
 
 async def test_only_process_level_endpoints_are_open(world) -> None:
-    """/ok, /info, /docs and /metrics answer without a credential but hold no tenant's data;
-    the routes Bulwark does not authorize (generative UI, MCP, A2A) are switched off."""
+    """/ok, /info, /docs, /metrics, /health and /ready answer without a credential but hold
+    no tenant's data; the routes Bulwark does not authorize (generative UI, MCP, A2A) are
+    switched off, and the probes' app opens no other path or method."""
     server, keys = world
     async with httpx.AsyncClient(base_url=server.url) as http:
-        for path in ("/ok", "/info", "/metrics"):
+        for path in ("/ok", "/info", "/metrics", "/health", "/ready"):
             response = await http.get(path)
             assert response.status_code == 200 and "alice" not in response.text
+        probes = [(await http.get(path)).json() for path in ("/health", "/ready")]
+        assert probes == [
+            {"status": "ok"},
+            {"status": "ready", "checks": {"checkpointer": "ok", "memory": "ok", "rails": "ok"}},
+        ], "the probes name no tenant, user or resource"
+        for method, path in (("POST", "/health"), ("POST", "/ready"), ("GET", "/health/"), ("GET", "/ready/x")):
+            response = await http.request(method, path, json={})
+            assert response.status_code in (401, 404, 405), (method, path, response.status_code)
         for method, path in (("GET", "/ui/agent"), ("POST", "/mcp"), ("POST", "/a2a/agent")):
             response = await http.request(method, path, json={}, headers={"x-api-key": keys["alice"]})
             assert response.status_code in (401, 404, 405), (path, response.status_code)
@@ -418,11 +427,19 @@ async def test_jwt_identities_are_isolated_and_bad_tokens_get_401(tmp_path: Path
 
 
 def test_bulwark_serve_configures_the_server_as_langgraph_json_does() -> None:
+    from importlib.util import find_spec
+
     from bulwark.cli.main import SERVER_HTTP
 
     config = json.loads((REPO / "langgraph.json").read_text())
     assert config["http"] == SERVER_HTTP
     assert config["auth"] == {"path": "./server/auth.py:auth", "disable_studio_auth": True}
+    # The probes' app: bulwark serve passes the absolute path of the same file.
+    assert config["http"]["app"] == "./server/routes.py:app"
+    assert Path(find_spec("bulwark.server.routes").origin) == (REPO / "server" / "routes.py").resolve()
+    # Custom routes stay outside the auth handler only because this is off: /health and
+    # /ready must answer probes without a credential, and nothing else is added.
+    assert "enable_custom_route_auth" not in config["http"]
 
 
 def test_serve_without_auth_refuses_a_public_host(tmp_path: Path) -> None:

@@ -1,0 +1,207 @@
+"""Health and readiness probes, mounted next to the LangGraph server's API.
+
+``langgraph.json`` names :data:`app` as ``http.app``, and ``bulwark serve`` passes the same,
+so every server that runs that file serves these routes in its own process. langgraph-api
+puts its auth middleware on custom routes only with ``http.enable_custom_route_auth``,
+which Bulwark leaves off: ``GET /health`` and ``GET /ready`` answer without a credential
+(Kubernetes probes carry none) and say nothing about any tenant. Every other path and
+method falls through to the server's own, authenticated, routes.
+
+``GET /health`` is liveness: ``{"status": "ok"}``, no I/O.
+
+``GET /ready`` is readiness: the three things a run needs, checked concurrently, each
+within :data:`CHECK_TIMEOUT_S`:
+
+- ``checkpointer``, the backend of ``BULWARK_CHECKPOINTER_URL``, which the server's
+  checkpointer uses (``graphs/platform.py``). SQLite: the ``checkpoints`` table is looked up
+  in that file on a read-only connection opened and closed by each probe; the server holds
+  the one writer connection, and :func:`~bulwark.persistence.checkpoints.open_checkpointer_for`
+  would open another and run its setup, which writes. Redis: ``open_checkpointer_for``,
+  which pings with the server's URL, password and TLS and closes its connection after the
+  ping, so nothing stays open between probes. ``memory://`` lives in this process: ok.
+- ``memory``, the store :func:`~bulwark.memory.store.open_memory_store` opens, opened once
+  per process (retried until it opens) and kept: opening it per probe would build an
+  embedder each time (a model load for MiniLM, a request for OpenAI). An embedded Qdrant
+  Edge shard is opened once per process and reference-counted, so this shares the shard the
+  server opened through ``store.path``; a Qdrant server gets a client of its own. Each probe
+  looks up one (absent) item by id on that engine.
+- ``rails``, the input rail (the per-process instance the auth handler screens with) must
+  allow a fixed harmless request.
+
+200 ``{"status": "ready", "checks": {"checkpointer": "ok", "memory": "ok", "rails": "ok"}}``;
+else 503 with ``"status": "unavailable"`` and, for each failing check, a short reason: a
+timeout, the rail's verdict, or the exception's type, never its message (it may name hosts
+and paths; it goes to the server log, passwords masked). A result is reused for
+:data:`RESULT_TTL_S` and one probe runs at a time, so callers hammering this open path do not
+reach the backends more often than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bulwark.guardrails.rails import Guardrails
+from bulwark.memory.store import QdrantStore, open_memory_store
+from bulwark.nodes.agent import SYSTEM_PROMPT
+from bulwark.persistence.checkpoints import open_checkpointer_for
+from bulwark.settings import Settings, load_settings
+
+CHECK_TIMEOUT_S = 2.0
+"""How long each readiness check may take before it counts as down."""
+RESULT_TTL_S = 1.0
+"""How long a readiness result is reused."""
+PROBE_TEXT = "What is 2 + 2?"
+"""The request the input rail must allow."""
+PROBE_ITEM = (("readiness",), "probe")
+"""The memory item (namespace, key) each probe looks up; it never exists."""
+NO_STORE = {"Cache-Control": "no-store"}
+
+log = logging.getLogger("bulwark.server.routes")  # the server loads this file as "user_router_module"
+_PASSWORD = re.compile(r"//[^/?#]*@")
+
+
+class NotReady(Exception):
+    """A dependency answered but cannot serve; the message is safe to show anyone."""
+
+
+class Readiness:
+    """The readiness checks of one server process, on the dependencies ``settings`` name."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
+        self.checks: dict[str, Callable[[], Awaitable[None]]] = {
+            "checkpointer": self._checkpointer,
+            "memory": self._memory,
+            "rails": self._rails,
+        }
+        self._store: asyncio.Task[QdrantStore] | None = None
+        self._lock = asyncio.Lock()
+        self._last: tuple[float, dict[str, str]] | None = None
+
+    async def run(self) -> dict[str, str]:
+        """Each check's outcome, ``"ok"`` or why not; reused for :data:`RESULT_TTL_S`."""
+        async with self._lock:
+            if self._last is None or time.monotonic() - self._last[0] >= RESULT_TTL_S:
+                outcomes = await asyncio.gather(*(self._outcome(name, check) for name, check in self.checks.items()))
+                self._last = (time.monotonic(), dict(zip(self.checks, outcomes, strict=True)))
+            return self._last[1]
+
+    async def aclose(self) -> None:
+        """Release the memory store, once an open still under way has ended."""
+        opening, self._store = self._store, None
+        if opening is None:
+            return
+        try:
+            store = await opening
+        except Exception:  # noqa: BLE001 - it never opened: nothing to release
+            return
+        await asyncio.to_thread(store.close)
+
+    async def _outcome(self, name: str, check: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            reason = f"timed out after {CHECK_TIMEOUT_S:g} s"
+            log.warning("not ready: %s %s", name, reason)
+            return reason
+        except NotReady as exc:
+            log.warning("not ready: %s: %s", name, exc)
+            return str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            log.warning("not ready: %s: %s: %s", name, type(exc).__name__, _PASSWORD.sub("//***@", str(exc)))
+            return f"failed ({type(exc).__name__})"
+        return "ok"
+
+    async def _checkpointer(self) -> None:
+        url = self.settings.resolved_checkpointer_url
+        if url.startswith("sqlite:///"):
+            await asyncio.to_thread(_read_sqlite, Path(url.removeprefix("sqlite:///")))
+            return
+        async with open_checkpointer_for(self.settings):  # Redis: pinged on opening
+            pass
+
+    async def _memory(self) -> None:
+        if self._store is None or (self._store.done() and self._store.exception() is not None):
+            self._store = asyncio.create_task(asyncio.to_thread(open_memory_store, self.settings))
+        # Shielded: a probe that times out leaves the open running for the next probe.
+        store = await asyncio.shield(self._store)
+        await asyncio.to_thread(store.get, *PROBE_ITEM)
+
+    async def _rails(self) -> None:
+        verdict = (await self.rails.acheck_input(PROBE_TEXT)).verdict
+        if verdict["action"] != "allow":
+            raise NotReady(f"the input rail answered {verdict['action']} ({', '.join(verdict['reasons'])})")
+
+
+def _read_sqlite(path: Path) -> None:
+    """Look up the checkpoints table in ``path``, read-only (``mode=ro`` creates nothing)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=CHECK_TIMEOUT_S)) as db:
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'").fetchone()
+    if found is None:
+        raise NotReady("no checkpoints table")
+
+
+readiness = Readiness(load_settings())
+
+
+async def health(request: Request) -> JSONResponse:
+    """Liveness: the process answers HTTP.
+    ---
+    summary: Liveness probe
+    description: Answers while the process serves HTTP; no I/O, no credential needed.
+    responses:
+      '200':
+        description: '{"status": "ok"}'
+    """
+    return JSONResponse({"status": "ok"}, headers=NO_STORE)
+
+
+async def ready(request: Request) -> JSONResponse:
+    """Readiness: the checkpointer, the memory store and the rails work.
+    ---
+    summary: Readiness probe
+    description: Checks the checkpointer, the memory store and the input rail; no credential needed.
+    responses:
+      '200':
+        description: '{"status": "ready", "checks": {"checkpointer": "ok", "memory": "ok", "rails": "ok"}}'
+      '503':
+        description: '{"status": "unavailable", "checks": {...}}: each failing check with a short reason'
+    """
+    checks = await readiness.run()
+    ok = all(outcome == "ok" for outcome in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ok else "unavailable", "checks": checks},
+        status_code=200 if ok else 503,
+        headers=NO_STORE,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_: Starlette) -> AsyncIterator[None]:
+    yield
+    await readiness.aclose()
+
+
+app = Starlette(
+    routes=[
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        # /metrics: a later issue adds it here (langgraph-api's own /metrics is matched first).
+    ],
+    lifespan=_lifespan,
+)
+"""The Starlette app the server mounts (``http.app``): ``/health`` and ``/ready``."""
