@@ -8,6 +8,7 @@ object is built, so a bad value fails at start-up with a message naming the vari
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -166,6 +167,9 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
     port: int = Field(default=8024, ge=1, le=65535, description="`bulwark serve` port.")
+    server_jobs: int = Field(
+        default=32, ge=1, le=1024, description="Runs `bulwark serve` executes at once."
+    )
 
     @field_validator("model", "fast_model")
     @classmethod
@@ -270,9 +274,9 @@ class Settings(BaseSettings):
         path = self.data_dir
         try:
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            # A probe of its own: processes starting together never remove each other's.
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+                pass
         except OSError as exc:
             raise ConfigError(
                 f"data directory {str(path)!r} is not writable ({exc.strerror or exc}); "

@@ -48,8 +48,9 @@ OFFLINE_ENV = {
 
 
 # What `bulwark serve` gives the server besides the graph, as langgraph.json does: only the
-# APIs Bulwark authorizes (no generative UI, MCP or A2A routes), no Studio auth bypass.
-SERVER_HTTP = {"disable_ui": True, "disable_mcp": True, "disable_a2a": True}
+# APIs Bulwark authorizes (no generative UI, MCP or A2A routes), no Studio auth bypass, and
+# the /health and /ready probes (``_serve`` passes the app's absolute path).
+SERVER_HTTP = {"app": "./server/routes.py:app", "disable_ui": True, "disable_mcp": True, "disable_a2a": True}
 
 
 class UsageError(ValueError):
@@ -435,7 +436,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     # Paths, not imports: the server loads these files itself, once.
-    module, auth_module = (find_spec(name).origin for name in ("bulwark.graphs.platform", "bulwark.server.auth"))  # type: ignore[union-attr]
+    module, auth_module, routes_module = (find_spec(name).origin for name in ("bulwark.graphs.platform", "bulwark.server.auth", "bulwark.server.routes"))  # type: ignore[union-attr]
     run_server(
         host,
         port,
@@ -444,10 +445,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         checkpointer={"path": f"{module}:checkpointer"},
         store={"path": f"{module}:store"},
         auth={"path": f"{auth_module}:auth", "disable_studio_auth": True},
-        http=SERVER_HTTP,
+        http={**SERVER_HTTP, "app": f"{routes_module}:app"},
         open_browser=False,
         env=dict(OFFLINE_ENV),
         server_level="WARNING",
+        n_jobs_per_worker=settings.server_jobs,
     )
     return 0
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableLambda
@@ -36,7 +37,7 @@ from bulwark.nodes.audit import Audit
 from bulwark.nodes.guard_input import GuardInput
 from bulwark.nodes.guard_output import GuardOutput
 from bulwark.nodes.recall import Recall
-from bulwark.nodes.refuse import refuse
+from bulwark.nodes.refuse import arefuse, refuse
 from bulwark.nodes.remember import Remember
 from bulwark.nodes.route import RouteModel
 from bulwark.nodes.tools import RunTool
@@ -70,6 +71,12 @@ def _after_agent(state: AgentState) -> list[Send] | str:
     return "guard_output"
 
 
+def _node(name: str, node: Any) -> RunnableLambda:
+    """``node`` as a graph node: ``node(...)`` under invoke/stream, ``node.acall(...)``
+    under ainvoke/astream."""
+    return RunnableLambda(node, afunc=node.acall, name=name)
+
+
 def build_agent_graph(
     settings: Settings,
     *,
@@ -100,30 +107,33 @@ def build_agent_graph(
         for tool in tools:
             registry.register(tool)
     rails = rails or Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
-    guard_input = GuardInput(rails=rails, window_turns=settings.screen_window_turns)
-    guard_output = GuardOutput(rails=rails)
     journal = EffectJournal.for_checkpointer(settings.resolved_checkpointer_url, data_dir=data_dir)
 
     graph = StateGraph(AgentState, input_schema=AgentInput, context_schema=RunContext)
-    graph.add_node("guard_input", RunnableLambda(guard_input, afunc=guard_input.acall, name="guard_input"))
-    graph.add_node("refuse", refuse)
-    graph.add_node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens))
-    graph.add_node("route", RouteModel(model=settings.model, fast_model=settings.fast_model))
+    # Each node has a coroutine that ainvoke/astream (the LangGraph server) await, so
+    # concurrent runs share the event loop instead of queueing for worker threads; its
+    # sync call serves invoke/stream. Nodes read the runtime with get_runtime().
+    guard_input = GuardInput(rails=rails, window_turns=settings.screen_window_turns)
+    graph.add_node("guard_input", _node("guard_input", guard_input))
+    graph.add_node("refuse", RunnableLambda(refuse, afunc=arefuse, name="refuse"))
+    graph.add_node("recall", _node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens)))
+    graph.add_node("route", _node("route", RouteModel(model=settings.model, fast_model=settings.fast_model)))
     graph.add_node(
         "agent",
-        Agent(
-            models=models,
-            tools=registry.tools,
-            history_tokens=settings.history_tokens,
-            policy=rails.policy,
+        _node(
+            "agent",
+            Agent(
+                models=models,
+                tools=registry.tools,
+                history_tokens=settings.history_tokens,
+                policy=rails.policy,
+            ),
         ),
     )
-    graph.add_node("tools", RunTool(registry=registry, journal=journal, rails=rails))
-    graph.add_node(
-        "guard_output", RunnableLambda(guard_output, afunc=guard_output.acall, name="guard_output")
-    )
-    graph.add_node("remember", Remember(threshold=settings.memory_importance))
-    graph.add_node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl")))
+    graph.add_node("tools", _node("tools", RunTool(registry=registry, journal=journal, rails=rails)))
+    graph.add_node("guard_output", _node("guard_output", GuardOutput(rails=rails)))
+    graph.add_node("remember", _node("remember", Remember(threshold=settings.memory_importance)))
+    graph.add_node("audit", _node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl"))))
 
     graph.add_edge(START, "guard_input")
     graph.add_conditional_edges("guard_input", _after_input, ["refuse", "recall"])

@@ -77,13 +77,27 @@ class Agent:
                 system += f"\n\n{heading}\n" + "\n".join(lines)
         return [SystemMessage(system), *recent]
 
-    def __call__(self, state: AgentState) -> dict:
+    def _request(self, state: AgentState) -> tuple[GuardedChatModel, list, list[AnyMessage] | None]:
+        """The routed model, the prompt for it, and the repaired history (``None``: intact)."""
         route = state.get("route") or {}
         spec = route.get("model") or next(iter(self.models))
         repaired = repair_dangling_tool_calls(state["messages"])
         messages = repaired or state["messages"]
         prompt = self.prompt(messages, memories=state.get("memories") or (), notes=state.get("working") or ())
-        reply = self.models[spec].invoke(prompt)
+        return self.models[spec], prompt, repaired
+
+    def __call__(self, state: AgentState) -> dict:
+        model, prompt, repaired = self._request(state)
+        return self._update(repaired, model.invoke(prompt))
+
+    async def acall(self, state: AgentState) -> dict:
+        """Async twin of :meth:`__call__`: the model call is awaited, so concurrent runs
+        wait on the network together instead of queueing for worker threads."""
+        model, prompt, repaired = self._request(state)
+        return self._update(repaired, await model.ainvoke(prompt))
+
+    @staticmethod
+    def _update(repaired: list[AnyMessage] | None, reply: AIMessage) -> dict:
         usage = reply.usage_metadata or {}
         return {
             # A repair rewrites the history so each result follows its call.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.config import get_config
-from langgraph.runtime import Runtime
+from langgraph.runtime import get_runtime
 
 from bulwark.graphs.state import AgentState, RunContext
 from bulwark.nodes._text import latest_answer, latest_request
@@ -17,31 +20,40 @@ class Audit:
     def __init__(self, *, log: AuditLog) -> None:
         self.log = log
 
-    def __call__(self, state: AgentState, runtime: Runtime[RunContext]) -> dict:
-        messages = state["messages"]
-        request, answer = latest_request(messages), latest_answer(messages)
-        turn = messages[messages.index(request) :] if request else []
-        context = runtime.context or RunContext()
-        configurable = get_config().get("configurable", {})
-        self.log.append(
-            {
-                "event": "turn",
-                "thread_id": configurable.get("thread_id"),
-                "tenant_id": context.tenant_id,
-                "user_sha256": sha256(context.user_id),
-                "request_id": context.request_id,
-                "input_sha256": sha256(request.text) if request else None,
-                "output_sha256": sha256(answer.text) if answer else None,
-                "input_verdict": state.get("input_verdict"),
-                "output_verdict": state.get("output_verdict"),
-                "route": state.get("route"),
-                "tool_calls": [
-                    {"name": m.name, "status": m.status, "verdict": m.response_metadata.get("guardrails")}
-                    for m in turn
-                    if isinstance(m, ToolMessage)
-                ],
-                "model_calls": sum(1 for m in turn if isinstance(m, AIMessage) and m.usage_metadata),
-                "usage": state.get("usage"),
-            }
-        )
+    def __call__(self, state: AgentState) -> dict:
+        self.log.append(_event(state))
         return {}
+
+    async def acall(self, state: AgentState) -> dict:
+        """Async twin of :meth:`__call__`: the append (a file lock, a write and a flush)
+        runs on a worker thread, so a busy log never stalls the event loop."""
+        await asyncio.to_thread(self.log.append, _event(state))
+        return {}
+
+
+def _event(state: AgentState) -> dict[str, Any]:
+    """The turn's audit event, from the state and the run's context and config."""
+    messages = state["messages"]
+    request, answer = latest_request(messages), latest_answer(messages)
+    turn = messages[messages.index(request) :] if request else []
+    context = get_runtime(RunContext).context or RunContext()
+    configurable = get_config().get("configurable", {})
+    return {
+        "event": "turn",
+        "thread_id": configurable.get("thread_id"),
+        "tenant_id": context.tenant_id,
+        "user_sha256": sha256(context.user_id),
+        "request_id": context.request_id,
+        "input_sha256": sha256(request.text) if request else None,
+        "output_sha256": sha256(answer.text) if answer else None,
+        "input_verdict": state.get("input_verdict"),
+        "output_verdict": state.get("output_verdict"),
+        "route": state.get("route"),
+        "tool_calls": [
+            {"name": m.name, "status": m.status, "verdict": m.response_metadata.get("guardrails")}
+            for m in turn
+            if isinstance(m, ToolMessage)
+        ],
+        "model_calls": sum(1 for m in turn if isinstance(m, AIMessage) and m.usage_metadata),
+        "usage": state.get("usage"),
+    }

@@ -15,10 +15,12 @@ fails (a Qdrant server down, say) the agent answers without it and the log says 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
-from langgraph.runtime import Runtime
-from langgraph.store.base import BaseStore
+from langgraph.runtime import get_runtime
+from langgraph.store.base import BaseStore, SearchItem
 
 from bulwark.graphs.state import AgentState, RunContext
 from bulwark.guardrails.rails import Guardrails
@@ -52,32 +54,71 @@ class Recall:
         self.per_route = per_route
         self.important = important
 
-    def __call__(self, state: AgentState, runtime: Runtime[RunContext]) -> dict:
+    def __call__(self, state: AgentState) -> dict:
+        query, rankings, store, context = self._begin(state)
+        if store is not None:
+            try:
+                rankings |= self.from_store(store, memory_namespace(context), query)
+            except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
+                _store_failed(context, exc)
+        return self._update(rankings)
+
+    async def acall(self, state: AgentState) -> dict:
+        """Async twin of :meth:`__call__`: the store's routes are searched concurrently."""
+        query, rankings, store, context = self._begin(state)
+        if store is not None:
+            try:
+                rankings |= await self.afrom_store(store, memory_namespace(context), query)
+            except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
+                _store_failed(context, exc)
+        return self._update(rankings)
+
+    @staticmethod
+    def _begin(state: AgentState) -> tuple[str, dict[str, list[str]], BaseStore | None, RunContext]:
+        """The request's text, the ``working`` route, and the store to search (``None``:
+        no store, or no request to recall for) with the run's context."""
+        runtime = get_runtime(RunContext)
+        context = runtime.context or RunContext()
         request = latest_request(state["messages"])
         if request is None:
-            return {"memories": []}
+            return "", {}, None, context
         query = words(request.text)
         notes = [n for n in state.get("working") or [] if query & words(n)]
-        rankings = {"working": sorted(notes, key=lambda n: len(query & words(n)), reverse=True)}
-        if runtime.store is not None:
-            context = runtime.context or RunContext()
-            try:
-                rankings |= self.from_store(runtime.store, memory_namespace(context), request.text)
-            except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
-                log.warning(
-                    "recall failed, answering without long-term memory (tenant=%s user=%s): %s",
-                    context.tenant_id, context.user_id, exc,
-                )
+        working = sorted(notes, key=lambda n: len(query & words(n)), reverse=True)
+        return request.text, {"working": working}, runtime.store, context
+
+    def _update(self, rankings: dict[str, list[str]]) -> dict:
         fused = fit_budget(fuse(rankings), max_tokens=self.max_tokens)
         return {"memories": [self.rails.check_context(memory.text).text for memory in fused]}
 
+    def _searches(self, query: str) -> dict[str, dict[str, Any]]:
+        """Each store route's search arguments besides the namespace."""
+        return {
+            "semantic": {"query": query, "limit": self.per_route},
+            "recent": {"limit": self.per_route},
+            "important": {"filter": {"importance": {"$gte": self.important}}, "limit": self.per_route},
+        }
+
     def from_store(self, store: BaseStore, namespace: tuple[str, ...], query: str) -> dict[str, list[str]]:
         """The store's routes for ``query`` in ``namespace``."""
-        searches = {
-            "semantic": store.search(namespace, query=query, limit=self.per_route),
-            "recent": store.search(namespace, limit=self.per_route),
-            "important": store.search(
-                namespace, filter={"importance": {"$gte": self.important}}, limit=self.per_route
-            ),
+        return {
+            route: _texts(store.search(namespace, **search))
+            for route, search in self._searches(query).items()
         }
-        return {route: [item.value["text"] for item in items] for route, items in searches.items()}
+
+    async def afrom_store(self, store: BaseStore, namespace: tuple[str, ...], query: str) -> dict[str, list[str]]:
+        """Async :meth:`from_store`, the routes searched concurrently."""
+        searches = self._searches(query)
+        found = await asyncio.gather(*(store.asearch(namespace, **search) for search in searches.values()))
+        return {route: _texts(items) for route, items in zip(searches, found, strict=True)}
+
+
+def _texts(items: list[SearchItem]) -> list[str]:
+    return [item.value["text"] for item in items]
+
+
+def _store_failed(context: RunContext, exc: Exception) -> None:
+    log.warning(
+        "recall failed, answering without long-term memory (tenant=%s user=%s): %s",
+        context.tenant_id, context.user_id, exc,
+    )

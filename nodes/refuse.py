@@ -28,3 +28,8 @@ def refuse(state: AgentState) -> dict:
     known = [_WHY[r.split(":")[0]] for r in reasons if r.split(":")[0] in _WHY]
     why = known[0] if known else "it was flagged by a safety check."
     return {"messages": [AIMessage(content=f"Sorry, I can't help with that: {why}", name="guardrails")]}
+
+
+async def arefuse(state: AgentState) -> dict:
+    """Async twin of :func:`refuse` (no I/O: it answers without leaving the event loop)."""
+    return refuse(state)

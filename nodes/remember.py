@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import logging
 
-from langgraph.runtime import Runtime
+from langgraph.runtime import get_runtime
+from langgraph.store.base import BaseStore
 
 from bulwark.graphs.state import AgentState, RunContext
-from bulwark.memory.longterm import memorable_facts, memory_namespace, store_memory
+from bulwark.memory.longterm import (
+    Fact,
+    astore_memory,
+    memorable_facts,
+    memory_namespace,
+    store_memory,
+)
 from bulwark.nodes._text import latest_request
 
 log = logging.getLogger(__name__)
@@ -27,17 +34,41 @@ class Remember:
     def __init__(self, *, threshold: float) -> None:
         self.threshold = threshold
 
-    def __call__(self, state: AgentState, runtime: Runtime[RunContext]) -> dict:
-        request = latest_request(state["messages"])
-        if runtime.store is not None and request is not None:
-            context = runtime.context or RunContext()
-            namespace = memory_namespace(context)
-            try:
-                for fact in memorable_facts(request.text, threshold=self.threshold):
-                    store_memory(runtime.store, namespace, fact, source="conversation")
-            except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
-                log.warning(
-                    "could not store memories (tenant=%s user=%s): %s",
-                    context.tenant_id, context.user_id, exc,
-                )
+    def __call__(self, state: AgentState) -> dict:
+        store, namespace, facts, context = self._target(state)
+        try:
+            for fact in facts:
+                store_memory(store, namespace, fact, source="conversation")
+        except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
+            _store_failed(context, exc)
         return {"working": None}
+
+    async def acall(self, state: AgentState) -> dict:
+        """Async twin of :meth:`__call__`: the facts are stored with ``store.aput``."""
+        store, namespace, facts, context = self._target(state)
+        try:
+            for fact in facts:
+                await astore_memory(store, namespace, fact, source="conversation")
+        except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
+            _store_failed(context, exc)
+        return {"working": None}
+
+    def _target(self, state: AgentState) -> tuple[BaseStore, tuple[str, str, str], list[Fact], RunContext]:
+        """Where the facts go and which facts: none without a store or a request."""
+        runtime = get_runtime(RunContext)
+        context = runtime.context or RunContext()
+        request = latest_request(state["messages"])
+        facts = (
+            memorable_facts(request.text, threshold=self.threshold)
+            if runtime.store is not None and request is not None
+            else []
+        )
+        # No facts without a store: the callers never touch a missing one.
+        return runtime.store, memory_namespace(context), facts, context  # type: ignore[return-value]
+
+
+def _store_failed(context: RunContext, exc: Exception) -> None:
+    log.warning(
+        "could not store memories (tenant=%s user=%s): %s",
+        context.tenant_id, context.user_id, exc,
+    )

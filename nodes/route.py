@@ -51,3 +51,7 @@ class RouteModel:
                 "reason": "main model" if self.fast_model else "only model configured",
             }
         return {"route": route}
+
+    async def acall(self, state: AgentState) -> dict:
+        """Async twin of :meth:`__call__` (pure computation, nothing to await)."""
+        return self(state)

@@ -20,7 +20,7 @@ from langgraph.types import interrupt
 
 from bulwark.graphs.state import ToolTask
 from bulwark.guardrails.rails import Guardrails
-from bulwark.persistence.effects import EffectJournal
+from bulwark.persistence.effects import Claim, EffectJournal
 from bulwark.tools.idempotency import make_key
 from bulwark.tools.registry import ToolRegistry
 
@@ -58,7 +58,15 @@ class RunTool:
         self.rails = rails
 
     def __call__(self, task: ToolTask, config: RunnableConfig) -> dict:
-        message = self._run(task["call"], config)
+        return self._update(self._run(task["call"], config))
+
+    async def acall(self, task: ToolTask, config: RunnableConfig) -> dict:
+        """Async twin of :meth:`__call__`: the tool runs through ``registry.arun`` and the
+        journal through its async methods."""
+        return self._update(await self._arun(task["call"], config))
+
+    def _update(self, message: ToolMessage) -> dict:
+        """The state update: the result through the context rail, and its note."""
         result = self.rails.check_context(message.text)
         screened = message.model_copy(
             update={
@@ -69,31 +77,56 @@ class RunTool:
         return {"messages": [screened], "working": [task_note(screened)]}
 
     def _run(self, call: ToolCall, config: RunnableConfig) -> ToolMessage:
-        name, call_id = call["name"], call["id"]
-        try:
-            policy = self.registry.policy(name)
-        except KeyError:  # unknown tool: the registry answers with the list of tools
+        key = self._gate(call, config)
+        if isinstance(key, ToolMessage):
+            return key
+        if key is None:
             return self.registry.run(call, config=config)
-
-        def reply(text: str, status: str, **artifact: Any) -> ToolMessage:
-            return ToolMessage(text, tool_call_id=call_id, name=name, status=status, artifact=artifact)
-
-        if policy.requires_approval:
-            approved, reason = is_approved(
-                interrupt({"type": "approval", "tool": name, "args": call["args"], "tool_call_id": call_id})
-            )
-            if not approved:
-                return reply(f"rejected by reviewer{': ' + reason if reason else ''}", "error")
-        if policy.idempotent:
-            return self.registry.run(call, config=config)
-
-        key = make_key((config.get("configurable") or {}).get("thread_id"), call_id)
-        claim = self.journal.claim(key)
-        if claim.outcome is not None:
-            status, content = claim.outcome
-            return reply(content, status, replayed=True)
-        if not claim.fresh:
-            return reply(CUT_SHORT, "error", replayed=True)
+        if (replay := _replayed(call, self.journal.claim(key))) is not None:
+            return replay
         message = self.registry.run(call, config=config)
         self.journal.finish(key, message.status, message.text)
         return message
+
+    async def _arun(self, call: ToolCall, config: RunnableConfig) -> ToolMessage:
+        key = self._gate(call, config)
+        if isinstance(key, ToolMessage):
+            return key
+        if key is None:
+            return await self.registry.arun(call, config=config)
+        if (replay := _replayed(call, await self.journal.aclaim(key))) is not None:
+            return replay
+        message = await self.registry.arun(call, config=config)
+        await self.journal.afinish(key, message.status, message.text)
+        return message
+
+    def _gate(self, call: ToolCall, config: RunnableConfig) -> ToolMessage | str | None:
+        """Before ``call`` runs: its answer if it must not run (a reviewer rejected it), the
+        effect-journal key it runs under (side effects), or ``None`` (run it as it is)."""
+        try:
+            policy = self.registry.policy(call["name"])
+        except KeyError:  # unknown tool: the registry answers with the list of tools
+            return None
+        if policy.requires_approval:
+            approved, reason = is_approved(
+                interrupt({"type": "approval", "tool": call["name"], "args": call["args"], "tool_call_id": call["id"]})
+            )
+            if not approved:
+                return _reply(call, f"rejected by reviewer{': ' + reason if reason else ''}", "error")
+        if policy.idempotent:
+            return None
+        return make_key((config.get("configurable") or {}).get("thread_id"), call["id"])
+
+
+def _reply(call: ToolCall, text: str, status: str, **artifact: Any) -> ToolMessage:
+    return ToolMessage(text, tool_call_id=call["id"], name=call["name"], status=status, artifact=artifact)
+
+
+def _replayed(call: ToolCall, claim: Claim) -> ToolMessage | None:
+    """The answer for a call the journal has seen before; ``None`` if the claim is fresh."""
+    if claim.outcome is not None:
+        status, content = claim.outcome
+        return _reply(call, content, status, replayed=True)
+    if not claim.fresh:
+        return _reply(call, CUT_SHORT, "error", replayed=True)
+    return None

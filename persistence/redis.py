@@ -142,7 +142,7 @@ def mask_url(url: str) -> str:
 _URL_HINT = "use redis[s]://[[user]:password@]host[:port][/db][?ttl=SECONDS]"
 
 
-def _parse_url(url: str) -> tuple[str, float | None]:
+def parse_redis_url(url: str) -> tuple[str, float | None]:
     """Validate a Redis URL; return it without Bulwark's ``ttl`` option, and that TTL."""
     shown = mask_url(url)
     try:
@@ -412,7 +412,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(serde=serde)
-        clean_url, url_ttl = _parse_url(url)
+        clean_url, url_ttl = parse_redis_url(url)
         if url_ttl is not None and ttl is not None:
             raise ValueError(f"ttl given both in the URL {mask_url(url)!r} and as an argument")
         if url_ttl is not None:

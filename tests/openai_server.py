@@ -25,7 +25,9 @@ the client consumes one too). The same reply answers both a plain request (one
 an error ``status`` answers with OpenAI's error body; ``delay_s`` holds the answer back
 (timeouts); ``retry_after_s`` sends the ``retry-after-ms`` header the SDK honours, which
 keeps retry tests fast. When the script runs out, the server answers 400 (which the SDK
-does not retry) with a message saying so.
+does not retry) with a message saying so. ``ScriptedOpenAIServer(delay_s=...)`` holds back
+every completion on top of its reply's own delay (a slow model), and ``max_in_flight``
+records the most completion requests the server was answering at once (concurrency tests).
 
 ``POST /v1/embeddings`` is not scripted: it answers every request with deterministic
 vectors from :class:`~bulwark.memory.embeddings.HashingEmbeddings` (1536 dimensions, or the
@@ -47,6 +49,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,10 +191,20 @@ class ScriptedOpenAIServer:
     * ``request_headers``: the matching request headers (lower-cased names).
     * ``embedding_requests``: every JSON body received on the embeddings endpoint.
     * ``remaining``: how many scripted replies are left.
+    * ``in_flight`` / ``max_in_flight``: completion requests being answered now / at most
+      at once since the server started.
+
+    Args:
+        replies: the script.
+        delay_s: seconds every completion request waits before its reply (and its reply's
+            own ``delay_s``) is sent.
     """
 
-    def __init__(self, replies: Iterable[Reply] = ()) -> None:
+    def __init__(self, replies: Iterable[Reply] = (), *, delay_s: float = 0.0) -> None:
         self._replies: deque[Reply] = deque(replies)
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self.requests: list[dict[str, Any]] = []
@@ -204,7 +217,7 @@ class ScriptedOpenAIServer:
 
     def start(self) -> Self:
         handler = type("_BoundHandler", (_Handler,), {"scripted": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -257,9 +270,26 @@ class ScriptedOpenAIServer:
             number = len(self.requests)
             return number, (self._replies.popleft() if self._replies else None)
 
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Count one completion request as in flight while the block runs."""
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
     def _sleep(self, seconds: float) -> bool:
         """Sleep unless the server is closing; True if the server is closing."""
         return self._closing.wait(seconds) if seconds > 0 else self._closing.is_set()
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog (5) makes many simultaneous clients wait for a SYN retry.
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -296,6 +326,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_embeddings(body)
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
+        with self.scripted._answering():
+            self._complete(body, headers)
+
+    def _complete(self, body: dict[str, Any], headers: dict[str, str]) -> None:
         number, reply = self.scripted._record(body, headers)
         if reply is None:
             self._send_json(
@@ -320,7 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- responses -------------------------------------------------------------------
 
     def _respond(self, reply: Reply, body: dict[str, Any], number: int) -> None:
-        if self.scripted._sleep(reply.delay_s):
+        if self.scripted._sleep(self.scripted.delay_s + reply.delay_s):
             return
         extra = dict(reply.headers)
         if reply.retry_after_s is not None:

@@ -29,3 +29,9 @@ def test_a_finished_call_replays_its_outcome(journal: EffectJournal) -> None:
 def test_the_journal_survives_reopening(tmp_path: Path) -> None:
     EffectJournal(path=tmp_path / "e.db").claim("k")
     assert not EffectJournal(path=tmp_path / "e.db").claim("k").fresh
+
+
+async def test_a_checkpoint_ttl_in_the_url_is_not_a_redis_option(redis_url: str, tmp_path: Path) -> None:
+    journal = EffectJournal.for_checkpointer(f"{redis_url}?ttl=60", data_dir=tmp_path)
+    assert journal.claim("t:c1").fresh
+    assert not (await journal.aclaim("t:c1")).fresh
