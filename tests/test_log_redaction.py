@@ -62,6 +62,21 @@ def test_redact_text() -> None:
     assert redact_text("", RailPolicy()) == ""
 
 
+@pytest.mark.parametrize(
+    "value", ["0b7c6a1e-3f0d-4c55-9a51-6a3f1f0d2b8e", "2026-12-01T09:40:47.167531+00:00", "748", "0.25"]
+)
+def test_ids_timestamps_and_short_numbers_are_left_as_they_are(value: str) -> None:
+    assert redact_text(value, RailPolicy()) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "placeholder"),
+    [("4111111111111111", "<CREDIT_CARD>"), ("+1 415 555 0132", "<PHONE_NUMBER>"), ("2026-12-01 ada@example.com", "<EMAIL>")],
+)
+def test_values_that_only_look_inert_are_still_redacted(value: str, placeholder: str) -> None:
+    assert placeholder in redact_text(value, RailPolicy())
+
+
 def test_exception_names_are_not_people() -> None:
     """Traceback lines read like a dialogue ("KeyError: ..."), but class names stay."""
     text = "KeyError: 'x'\n\nRuntimeError: boom\nhttpx.ReadTimeout: slow\nJosh Smith: my card is due"
