@@ -170,6 +170,15 @@ class Settings(BaseSettings):
     server_jobs: int = Field(
         default=32, ge=1, le=1024, description="Runs `bulwark serve` executes at once."
     )
+    rate_limit_requests_per_minute: int | None = Field(
+        default=600, ge=0, description="Requests a minute per credential (bursts of as many); 0: off."
+    )
+    rate_limit_tenant_requests_per_minute: int | None = Field(
+        default=6000, ge=0, description="Requests a minute per tenant, all its credentials together; 0: off."
+    )
+    rate_limit_runs_per_minute: int | None = Field(
+        default=120, ge=0, description="New runs (and crons) a minute per credential; 0: off."
+    )
 
     @field_validator("model", "fast_model")
     @classmethod

@@ -18,6 +18,9 @@ any deployment of that file enforce it. The model (README, "Security"):
 - **Input.** A run's input is validated, screened and redacted here, before the server
   stores it (:mod:`bulwark.guardrails.intake`): malformed input is a 422, oversize a 413,
   and nothing is stored; the graph then never sees a raw client message.
+- **How often.** Each request takes a token for its credential and its tenant, each new
+  run or cron one more (:mod:`bulwark.server.limits`); an empty bucket is a 429 with
+  ``Retry-After``, before anything is started or stored.
 
 Handlers accept both shapes of servers: header keys as bytes (langgraph-api) or str
 (aegra), and ``metadata`` missing or ``None``.
@@ -32,6 +35,7 @@ from typing import Any
 
 import jwt
 from langgraph_sdk import Auth
+from starlette.exceptions import HTTPException as ServerHTTPException
 
 from bulwark.guardrails.intake import InputError, IntakePolicy, prepare_input
 from bulwark.guardrails.rails import Guardrails
@@ -39,6 +43,7 @@ from bulwark.memory.longterm import KNOWLEDGE, MEMORIES
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.observability.logs import install_log_redaction
 from bulwark.server.credentials import CredentialError, Identity, authenticator
+from bulwark.server.limits import RateLimited, RateLimits
 from bulwark.settings import load_settings
 
 TENANT, OWNER = "tenant_id", "owner"
@@ -51,6 +56,7 @@ settings = load_settings()
 _authn = authenticator(settings)
 _rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
 _intake = IntakePolicy.from_settings(settings)
+_limits = RateLimits.from_settings(settings)
 install_log_redaction(_rails.policy)
 
 auth = Auth()
@@ -78,8 +84,14 @@ async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict
         raise Auth.exceptions.HTTPException(
             status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
         ) from None
+    # langgraph-api turns an Auth.exceptions.HTTPException raised here into a 500 (only
+    # 401/403 pass); a Starlette one goes to its error handler as is, headers and all.
     except jwt.PyJWKClientConnectionError:  # our key server is down: not the client's fault
-        raise _fail(503, "cannot check tokens right now: the signing keys are unreachable") from None
+        raise ServerHTTPException(503, "cannot check tokens right now: the signing keys are unreachable") from None
+    try:
+        await _limits.request(who)
+    except RateLimited as exc:
+        raise ServerHTTPException(429, str(exc), headers=_retry_after(exc)) from None
     return {
         "identity": f"{who.tenant_id}/{who.user_id}",
         "display_name": who.user_id,
@@ -91,14 +103,27 @@ async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict
     }
 
 
+def _retry_after(exc: RateLimited) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after_s)}
+
+
+async def _take_run(who: Identity) -> None:
+    """Take a new-run token for ``who``: a 429 with ``Retry-After`` when there is none."""
+    try:
+        await _limits.run(who)
+    except RateLimited as exc:
+        raise Auth.exceptions.HTTPException(status_code=429, detail=str(exc), headers=_retry_after(exc)) from None
+
+
 def _who(ctx: Auth.types.AuthContext) -> Identity:
     user = ctx.user
     try:
         tenant, user_id = user[TENANT], user["user_id"]  # type: ignore[index]
+        credential = user["credential"]  # type: ignore[index]
     except (KeyError, TypeError):
         raise _fail(403, "this server accepts only Bulwark credentials") from None
     return Identity(
-        tenant_id=tenant, user_id=user_id, scopes=frozenset(ctx.permissions), credential="request"
+        tenant_id=tenant, user_id=user_id, scopes=frozenset(ctx.permissions), credential=credential
     )
 
 
@@ -156,6 +181,7 @@ async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str
     # carry other keys; with one, it marks the configurable it derives from it.
     given = bool((kwargs.get("config") or {}).get("configurable", {}).get("__context_provided__"))
     await _prepare_run(kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given)
+    await _take_run(who)  # last: a run refused for bad input costs no token
     return _owned_by(who)
 
 
@@ -233,6 +259,7 @@ async def _cron_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, st
     await _prepare_run(
         value.setdefault("payload", {}), who, run_id=value.get("cron_id"), metadata=value["metadata"], context_given=True
     )
+    await _take_run(who)
     return _owned_by(who)
 
 

@@ -456,3 +456,18 @@ def test_serve_without_auth_warns_and_stays_on_loopback(tmp_path: Path) -> None:
     with running("bulwark serve", tmp_path) as server:
         assert "warning: BULWARK_AUTH=none" in server.log.read_text()
         assert server.url.startswith("http://127.0.0.1:")
+
+
+async def test_unreachable_signing_keys_are_503_not_401(tmp_path: Path) -> None:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(
+        {"sub": "alice", "tenant_id": "acme", "exp": int(time.time()) + 300}, key, algorithm="RS256",
+        headers={"kid": "k1"},
+    )
+    jwks = f"http://127.0.0.1:{free_port()}/jwks.json"  # nothing listens there
+    with running("bulwark serve", tmp_path, BULWARK_AUTH="jwt", BULWARK_JWT_JWKS=jwks) as server:
+        client = get_client(url=server.url, headers={"Authorization": f"Bearer {token}"})
+        assert await _status(client.threads.search()) == 503
