@@ -95,8 +95,13 @@ def running(launcher: str, work: Path, **env_extra: str) -> Iterator[Server]:
         _wait_ready(url, proc, log)
         yield Server(url=url, data_dir=data_dir, work=work, log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a server: SIGTERM, then SIGKILL if it has not exited within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()

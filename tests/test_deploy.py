@@ -32,7 +32,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agent_server import free_port, server_env
+from agent_server import free_port, server_env, stop
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -312,11 +312,7 @@ def test_image_command_serves_health(tmp_path: Path) -> None:
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/threads/search", data=b"{}"), timeout=5)
         assert denied.value.code in (401, 403)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     # Everything it wrote is under the data dir (the pod mounts /data and /tmp only).
     assert not list(work.iterdir()) and not list((tmp_path / "home").iterdir())
     assert (tmp_path / "data" / "server").is_dir()

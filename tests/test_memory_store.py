@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from langgraph.store.base import InvalidNamespaceError, PutOp, SearchOp
 
+from clocks import ManualClock
 from bulwark.memory.backends import Collection, EdgeCollection, MemoryStoreError, ServerCollection, StoredPoint
 from bulwark.memory.embeddings import HashingEmbeddings
 from bulwark.memory.store import QdrantStore, open_memory_store
@@ -26,14 +27,6 @@ DIMS = 64
 EMBED = HashingEmbeddings(dims=DIMS)
 USER_A = ("memories", "acme", "alice")
 USER_B = ("memories", "acme", "bob")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +55,17 @@ def open_collection(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def store(open_collection, clock: Clock) -> QdrantStore:
+def store(open_collection, clock: ManualClock) -> QdrantStore:
     index = {"dims": DIMS, "embed": EMBED, "fields": ["text"]}
     return QdrantStore(open_collection(), index=index, ttl={"refresh_on_read": True}, clock=clock)
 
 
-def test_put_get_update_delete(store: QdrantStore, clock: Clock) -> None:
+def test_put_get_update_delete(store: QdrantStore, clock: ManualClock) -> None:
     store.put(USER_A, "colour", {"text": "my favourite colour is teal"})
     first = store.get(USER_A, "colour")
     assert first is not None and first.value == {"text": "my favourite colour is teal"}
@@ -114,7 +107,7 @@ def test_optimize_keeps_every_item_findable(store: QdrantStore) -> None:
     assert before[0] == "colour" and store.count() == 301
 
 
-def test_search_without_query_is_newest_first_with_paging(store: QdrantStore, clock: Clock) -> None:
+def test_search_without_query_is_newest_first_with_paging(store: QdrantStore, clock: ManualClock) -> None:
     for n in range(5):
         clock.now += 1
         store.put(USER_A, f"k{n}", {"text": f"fact number {n}"})
@@ -187,7 +180,7 @@ async def test_async_api_matches_sync(store: QdrantStore) -> None:
     assert await store.aget(USER_A, "colour") is None
 
 
-def test_ttl_expires_refreshes_and_sweeps(store: QdrantStore, clock: Clock) -> None:
+def test_ttl_expires_refreshes_and_sweeps(store: QdrantStore, clock: ManualClock) -> None:
     store.put(USER_A, "short", {"text": "parked on level 3"}, ttl=10)  # minutes
     store.put(USER_A, "kept", {"text": "my name is Alice"})
     clock.now += 9 * 60
@@ -276,7 +269,7 @@ def test_server_down_is_a_clear_error() -> None:
 
 
 def test_a_dead_server_trips_the_breaker_and_recovers() -> None:
-    clock = Clock()
+    clock = ManualClock()
     with QdrantTestServer() as server:
         collection = ServerCollection.open(server.url, dims=DIMS, clock=clock)
         store = QdrantStore(collection, index={"dims": DIMS, "embed": EMBED, "fields": ["text"]})

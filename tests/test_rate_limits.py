@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from agent_server import free_port, running
+from clocks import ManualClock
 from bulwark.server.credentials import ApiKeys, Identity
 from bulwark.server.limits import (
     KEY_PREFIX,
@@ -21,19 +22,6 @@ from bulwark.server.limits import (
     limiter_for_checkpointer,
 )
 from bulwark.settings import load_settings
-
-
-class Clock:
-    """A clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.slow)])
@@ -55,7 +43,7 @@ async def _takes(limiter, key: str, per_minute: int, n: int) -> list[float]:
 
 
 def test_a_full_bucket_allows_a_burst_then_refuses_with_the_wait(make) -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = make(clock)
     waits = _run(_takes(limiter, "a", 6, 7))
     assert waits[:6] == [0.0] * 6
@@ -63,7 +51,7 @@ def test_a_full_bucket_allows_a_burst_then_refuses_with_the_wait(make) -> None:
 
 
 def test_a_refused_take_takes_nothing_and_tokens_come_back_at_the_rate(make) -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = make(clock)
 
     async def scenario() -> None:
@@ -80,7 +68,7 @@ def test_a_refused_take_takes_nothing_and_tokens_come_back_at_the_rate(make) -> 
 
 
 def test_a_bucket_refills_to_its_capacity_only(make) -> None:
-    clock = Clock()
+    clock = ManualClock()
     limiter = make(clock)
 
     async def scenario() -> None:
@@ -93,7 +81,7 @@ def test_a_bucket_refills_to_its_capacity_only(make) -> None:
 
 
 def test_keys_have_their_own_buckets(make) -> None:
-    limiter = make(Clock())
+    limiter = make(ManualClock())
 
     async def scenario() -> None:
         await _takes(limiter, "a", 2, 2)
@@ -104,7 +92,7 @@ def test_keys_have_their_own_buckets(make) -> None:
 
 
 def test_concurrent_takes_never_exceed_the_limit(make) -> None:
-    limiter = make(Clock())
+    limiter = make(ManualClock())
 
     async def scenario() -> list[float]:
         return await asyncio.gather(*(limiter.take("a", 10) for _ in range(40)))
@@ -123,7 +111,7 @@ def _identity(user: str, tenant: str = "acme") -> Identity:
 
 
 def test_rate_limits_per_credential_per_tenant_and_for_runs(make) -> None:
-    clock = Clock()
+    clock = ManualClock()
     limits = RateLimits(make(clock), requests_per_minute=3, tenant_requests_per_minute=5, runs_per_minute=1)
     alice, bob, carol = _identity("alice"), _identity("bob"), _identity("carol", "globex")
 
@@ -147,7 +135,7 @@ def test_rate_limits_per_credential_per_tenant_and_for_runs(make) -> None:
 
 
 def test_a_limit_of_zero_or_none_is_off(make) -> None:
-    limits = RateLimits(make(Clock()), requests_per_minute=0, tenant_requests_per_minute=None, runs_per_minute=0)
+    limits = RateLimits(make(ManualClock()), requests_per_minute=0, tenant_requests_per_minute=None, runs_per_minute=0)
 
     async def scenario() -> None:
         for _ in range(50):
@@ -159,7 +147,7 @@ def test_a_limit_of_zero_or_none_is_off(make) -> None:
 
 @pytest.mark.slow
 def test_redis_buckets_expire_when_idle(redis_url: str) -> None:
-    limiter = RedisLimiter(redis_url, clock=Clock())
+    limiter = RedisLimiter(redis_url, clock=ManualClock())
     _run(_takes(limiter, "idle", 60, 3))
     client = redis.Redis.from_url(redis_url)
     key = f"{KEY_PREFIX}{{idle}}"

@@ -12,6 +12,7 @@ import pytest
 from langchain_core.tools import ToolException
 from pydantic import BaseModel, ValidationError
 
+from clocks import ManualClock
 from bulwark.settings import load_settings
 from bulwark.tools.policy import (
     BreakerState,
@@ -20,19 +21,6 @@ from bulwark.tools.policy import (
     TransientToolError,
     is_transient,
 )
-
-
-class FakeClock:
-    """Monotonic seconds that only move when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FixedRandom(random.Random):
@@ -132,12 +120,12 @@ def test_backoff_is_exponential_capped_and_jittered_in_the_upper_half() -> None:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def breaker(clock: FakeClock) -> CircuitBreaker:
+def breaker(clock: ManualClock) -> CircuitBreaker:
     return CircuitBreaker(failure_threshold=3, recovery_s=30, clock=clock)
 
 
@@ -160,7 +148,7 @@ def test_breaker_stays_closed_below_threshold_and_success_resets_the_count(
 
 
 def test_breaker_opens_at_threshold_and_refuses_with_retry_in(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
     open_breaker(breaker)
     assert breaker.state is BreakerState.OPEN
@@ -172,7 +160,7 @@ def test_breaker_opens_at_threshold_and_refuses_with_retry_in(
 
 
 def test_breaker_half_opens_after_recovery_and_allows_one_trial(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
     open_breaker(breaker)
     clock.advance(29.9)
@@ -185,7 +173,7 @@ def test_breaker_half_opens_after_recovery_and_allows_one_trial(
     assert breaker.state is BreakerState.HALF_OPEN
 
 
-def test_successful_trial_closes_the_breaker(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_successful_trial_closes_the_breaker(breaker: CircuitBreaker, clock: ManualClock) -> None:
     open_breaker(breaker)
     clock.advance(30)
     assert breaker.allow()
@@ -197,7 +185,7 @@ def test_successful_trial_closes_the_breaker(breaker: CircuitBreaker, clock: Fak
 
 
 def test_failed_trial_reopens_the_breaker_for_a_full_window(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
     open_breaker(breaker)
     clock.advance(45)
@@ -209,7 +197,7 @@ def test_failed_trial_reopens_the_breaker_for_a_full_window(
 
 
 def test_a_trial_that_never_reports_frees_its_slot_after_recovery(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
     open_breaker(breaker)
     clock.advance(30)
@@ -222,7 +210,7 @@ def test_a_trial_that_never_reports_frees_its_slot_after_recovery(
 
 
 def test_late_failures_do_not_extend_the_open_window(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
     open_breaker(breaker)
     clock.advance(20)
@@ -231,7 +219,7 @@ def test_late_failures_do_not_extend_the_open_window(
 
 
 def test_only_one_of_many_concurrent_callers_gets_the_trial(
-    breaker: CircuitBreaker, clock: FakeClock
+    breaker: CircuitBreaker, clock: ManualClock
 ) -> None:
     open_breaker(breaker)
     clock.advance(30)
@@ -250,7 +238,7 @@ def test_only_one_of_many_concurrent_callers_gets_the_trial(
     assert granted.count(True) == 1
 
 
-def test_breaker_rejects_nonsense_settings(clock: FakeClock) -> None:
+def test_breaker_rejects_nonsense_settings(clock: ManualClock) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(failure_threshold=0, recovery_s=30, clock=clock)
     with pytest.raises(ValueError):
