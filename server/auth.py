@@ -155,7 +155,11 @@ async def _thread_create(ctx: Auth.types.AuthContext, value: dict) -> None:
 @auth.on.threads.read
 @auth.on.threads.delete
 @auth.on.threads.search
-async def _thread_access(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+@auth.on.crons.read
+@auth.on.crons.delete
+@auth.on.crons.search
+async def _owner_access(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    """Reads, deletes and searches of threads (their runs too) and crons: owners only."""
     return _owned_by(_who(ctx))
 
 
@@ -269,13 +273,6 @@ async def _cron_update(ctx: Auth.types.AuthContext, value: dict) -> dict[str, st
     if value.get("payload"):
         await _prepare_run(value["payload"], who, run_id=value.get("cron_id"), metadata={}, context_given=True)
     return _owned_by(who)
-
-
-@auth.on.crons.read
-@auth.on.crons.delete
-@auth.on.crons.search
-async def _cron_access(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
-    return _owned_by(_who(ctx))
 
 
 # -- assistants ------------------------------------------------------------------------------
