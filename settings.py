@@ -52,8 +52,14 @@ class Settings(BaseSettings):
     )
     checkpointer_url: str | None = Field(
         default=None,
-        description="Checkpoint store: `sqlite:///path`, `redis[s]://host:port/db[?ttl=S]` or "
-        "`memory://`; default `sqlite:///<data_dir>/checkpoints.db`.",
+        description="Checkpoint store: `sqlite:///path[?ttl=S]`, `redis[s]://host:port/db[?ttl=S]` "
+        "or `memory://`; default `sqlite:///<data_dir>/checkpoints.db`. `ttl` expires idle threads.",
+    )
+    checkpoint_keep: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep only the latest N checkpoints of each thread (pruned as each run "
+        "starts; the conversation is kept, older history for time travel is not). Unset: keep all.",
     )
     max_input_chars: int = Field(default=8000, gt=0, description="Longest accepted request.")
     history_tokens: int = Field(
@@ -216,7 +222,7 @@ class Settings(BaseSettings):
         ):
             shown = re.sub(r"//[^/?#]*@", "//***@", value)  # never echo a password
             raise ValueError(
-                f"unsupported checkpointer URL {shown!r}: use sqlite:///path/to/file.db, "
+                f"unsupported checkpointer URL {shown!r}: use sqlite:///path/to/file.db[?ttl=SECONDS], "
                 "redis[s]://[:password@]host[:port][/db][?ttl=SECONDS] or memory://"
             )
         return value

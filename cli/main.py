@@ -160,10 +160,15 @@ def _parser() -> argparse.ArgumentParser:
     threads = commands.add_parser("threads", help="retention: prune or delete threads")
     actions = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (
-        ("prune", "keep only the latest checkpoint of each thread"),
+        ("prune", "keep only the latest checkpoints of each thread"),
         ("delete", "delete threads with all their checkpoints"),
     ):
         action = actions.add_parser(name, help=text)
+        if name == "prune":
+            action.add_argument(
+                "--keep", type=_positive, default=1, metavar="N",
+                help="checkpoints to keep per thread (default 1; with the ones their state needs)",
+            )
         which = action.add_mutually_exclusive_group(required=True)
         which.add_argument("--thread", type=_thread_id, action="append", help="thread id (repeatable)")
         which.add_argument("--all", action="store_true", help="every thread in the checkpointer")
@@ -532,13 +537,13 @@ async def _threads(settings: Settings, args: argparse.Namespace) -> int:
                     raise UsageError(f"unknown thread {thread!r} in {url}")
         try:
             if args.action == "prune":
-                await saver.aprune(ids, strategy="keep_latest")
+                await saver.aprune(ids, strategy="keep_latest", **({"keep": args.keep} if args.keep > 1 else {}))
             else:
                 for thread in ids:
                     await saver.adelete_thread(thread)
         except NotImplementedError:
             raise UsageError(f"the checkpointer at {url} cannot {args.action} threads") from None
-    verb = "pruned to their latest checkpoint" if args.action == "prune" else "deleted"
+    verb = f"pruned to their latest {args.keep} checkpoint(s)" if args.action == "prune" else "deleted"
     print(f"{len(ids)} thread(s) {verb}")
     return 0
 

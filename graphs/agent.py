@@ -2,11 +2,14 @@
 
 ::
 
-    START → guard_input ─blocked→ refuse ─────────────────────────→ audit → END
+    START → guard_input ─blocked→ refuse ───────────────────→ audit → END
                 │
-              recall → route → agent ⇄ tools (one task per call; approval by interrupt)
-                                 │
-                           guard_output → remember → audit → END
+          recall ∥ route → agent ⇄ tools (one task per call; approval by interrupt)
+                             │
+                   guard_output ∥ remember → audit → END
+
+Nodes joined by ∥ run in the same superstep: they read the same state and write different
+keys, so a turn without tools takes five supersteps (six checkpoints, counting the input's).
 
 :func:`build_agent` wires the nodes from a :class:`~bulwark.settings.Settings`; pass a
 checkpointer to make runs resumable and a store for long-term memory.
@@ -61,14 +64,14 @@ def cut_short(snapshot: StateSnapshot) -> bool:
     return bool(snapshot.tasks) and not snapshot.interrupts
 
 
-def _after_input(state: AgentState) -> str:
-    return "refuse" if (state.get("input_verdict") or {}).get("action") == "block" else "recall"
+def _after_input(state: AgentState) -> str | list[str]:
+    return "refuse" if (state.get("input_verdict") or {}).get("action") == "block" else ["recall", "route"]
 
 
-def _after_agent(state: AgentState) -> list[Send] | str:
+def _after_agent(state: AgentState) -> list[Send] | list[str]:
     if wants_tools(state):
         return [Send("tools", {"call": call}) for call in state["messages"][-1].tool_calls]
-    return "guard_output"
+    return ["guard_output", "remember"]
 
 
 def _node(name: str, node: Any) -> RunnableLambda:
@@ -136,14 +139,12 @@ def build_agent_graph(
     graph.add_node("audit", _node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl"))))
 
     graph.add_edge(START, "guard_input")
-    graph.add_conditional_edges("guard_input", _after_input, ["refuse", "recall"])
+    graph.add_conditional_edges("guard_input", _after_input, ["refuse", "recall", "route"])
     graph.add_edge("refuse", "audit")
-    graph.add_edge("recall", "route")
-    graph.add_edge("route", "agent")
-    graph.add_conditional_edges("agent", _after_agent, ["tools", "guard_output"])
+    graph.add_edge(["recall", "route"], "agent")
+    graph.add_conditional_edges("agent", _after_agent, ["tools", "guard_output", "remember"])
     graph.add_edge("tools", "agent")
-    graph.add_edge("guard_output", "remember")
-    graph.add_edge("remember", "audit")
+    graph.add_edge(["guard_output", "remember"], "audit")
     graph.add_edge("audit", END)
     return graph
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, TypedDict
 
 from langchain_core.messages import AnyMessage, ToolCall
-from langgraph.graph.message import add_messages
+from langgraph.channels import DeltaChannel
+from langgraph.graph.message import _messages_delta_reducer
 
 Action = Literal["allow", "flag", "sanitize", "block"]
 Severity = Literal["none", "low", "medium", "high"]
@@ -64,10 +65,20 @@ def update_notes(left: list[str] | None, right: list[str] | None) -> list[str]:
     return list(dict.fromkeys([*(left or []), *right]))[-MAX_NOTES:]
 
 
+Messages = Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer)]
+"""The conversation channel: messages merged by id (a message with a known id replaces it,
+``RemoveMessage`` deletes it, ``Overwrite`` resets the list), stored as deltas. A
+checkpoint holds only the messages written in its step, and a full copy every
+``snapshot_frequency`` (100) updates, so a thread grows linearly with its length instead of
+storing the whole conversation at every step. LangGraph gives every message an id before it
+is stored. (``_messages_delta_reducer`` is LangGraph's own batch reducer for this channel;
+the underscore marks it experimental, like ``DeltaChannel``.)"""
+
+
 class AgentState(TypedDict, total=False):
     """Checkpointed state of one conversation thread."""
 
-    messages: Annotated[list[AnyMessage], add_messages]
+    messages: Messages
     """The conversation, with tool calls and results."""
     input_verdict: Verdict | None
     """Input guardrail verdict for the latest request."""
@@ -86,7 +97,7 @@ class AgentState(TypedDict, total=False):
 class AgentInput(TypedDict):
     """What a caller may pass in: the new messages. Everything else is the graph's own."""
 
-    messages: Annotated[list[AnyMessage], add_messages]
+    messages: Messages
     """New messages, appended to the thread (screened by ``guard_input`` first)."""
 
 

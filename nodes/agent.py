@@ -20,12 +20,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
-    RemoveMessage,
     SystemMessage,
     ToolMessage,
 )
 from langchain_core.tools import BaseTool
-from langgraph.graph.message import REMOVE_ALL_MESSAGES
+from langgraph.types import Overwrite
 
 from bulwark.graphs.state import AgentState
 from bulwark.guardrails.checks import RailPolicy
@@ -101,7 +100,7 @@ class Agent:
         usage = reply.usage_metadata or {}
         return {
             # A repair rewrites the history so each result follows its call.
-            "messages": [RemoveMessage(REMOVE_ALL_MESSAGES), *repaired, reply] if repaired else [reply],
+            "messages": Overwrite([*repaired, reply]) if repaired else [reply],
             "usage": {
                 "input_tokens": usage.get("input_tokens", 0),
                 "output_tokens": usage.get("output_tokens", 0),

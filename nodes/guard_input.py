@@ -76,7 +76,7 @@ class GuardInput:
                 ]
         # Per-turn fields are reset here, at the start of every turn.
         update: dict = {"input_verdict": verdict, "output_verdict": None, "route": None, "memories": []}
-        # Same ids: add_messages replaces the stored messages instead of appending.
+        # Same ids: the messages channel replaces the stored messages instead of appending.
         changed = [new for old, new in zip(before, after, strict=True) if new is not old]
         if changed:
             update["messages"] = changed

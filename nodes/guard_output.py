@@ -39,7 +39,7 @@ class GuardOutput:
     def _update(answer: AIMessage, result: RailResult) -> dict:
         update: dict = {"output_verdict": result.verdict}
         if result.text != answer.text:
-            # Same id: add_messages replaces the answer instead of appending.
+            # Same id: the messages channel replaces the answer instead of appending.
             update["messages"] = [AIMessage(content=result.text, id=answer.id, name=answer.name)]
         return update
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from crash_worker import STEPS
+from stored import stored_messages
 from langchain_core.messages import AIMessage, ToolMessage
 
 from bulwark.persistence.checkpoints import open_checkpointer
@@ -76,9 +77,8 @@ async def test_sigkill_at_random_points_then_resume(checkpointer_url: str, tmp_p
 
     async with open_checkpointer(checkpointer_url) as saver:
         for thread in threads:
-            state = await saver.aget_tuple({"configurable": {"thread_id": thread}})
-            assert state is not None
-            messages = state.checkpoint["channel_values"]["messages"]
+            messages = await stored_messages(saver, thread)
+            assert messages, f"{thread} was not checkpointed"
             assert messages[-1].content == "done (record_effect)", f"{thread} did not complete"
             answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
             calls = [c["id"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
