@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from langgraph.checkpoint.base import BaseCheckpointSaver, SerializerProtocol
 from langgraph.checkpoint.memory import InMemorySaver
@@ -31,11 +32,25 @@ class PersistenceError(RuntimeError):
     the URL or file where it can (passwords masked)."""
 
 
-def _sqlite_path(url: str) -> Path:
-    path = Path(url.removeprefix("sqlite:///"))
+def _sqlite_path(url: str) -> tuple[Path, float | None]:
+    """The file an ``sqlite:///path[?ttl=SECONDS]`` URL names, and its ttl."""
+    hint = "use sqlite:///path/to/file.db[?ttl=SECONDS]"
+    location, _, query = url.partition("?")
+    path = Path(location.removeprefix("sqlite:///"))
     if not url.startswith("sqlite:///") or not path.name:
-        raise PersistenceError(f"invalid SQLite URL {url!r}: use sqlite:///path/to/file.db")
-    return path
+        raise PersistenceError(f"invalid SQLite URL {url!r}: {hint}")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    if set(options) - {"ttl"}:
+        raise PersistenceError(f"invalid SQLite URL {url!r}: the only option is ttl; {hint}")
+    if "ttl" not in options:
+        return path, None
+    try:
+        ttl = float(options["ttl"])
+    except ValueError:
+        ttl = -1.0
+    if not 0 < ttl < float("inf"):
+        raise PersistenceError(f"invalid SQLite URL {url!r}: ttl must be a number of seconds > 0")
+    return path, ttl
 
 
 @asynccontextmanager
@@ -43,6 +58,7 @@ async def open_checkpointer(
     url: str,
     *,
     ttl: timedelta | float | None = None,
+    keep: int | None = None,
     encryption_key: str | None = None,
 ) -> AsyncIterator[BaseCheckpointSaver]:
     """Yield a ready checkpointer for ``url`` and close it on exit.
@@ -50,8 +66,13 @@ async def open_checkpointer(
     ``url`` is ``sqlite:///path/to/file.db``, ``memory://``, or
     ``redis[s]://[[user]:password@]host[:port][/db][?ttl=SECONDS]``. For Redis the server is
     pinged here, so an unreachable server or a wrong password fails now, not at the first
-    run. ``ttl`` (seconds or a timedelta; or ``?ttl=`` in the URL) makes Redis threads expire
-    that long after their last write or read; the other backends refuse it.
+    run.
+
+    Retention: ``ttl`` (seconds or a timedelta; or ``?ttl=`` in the URL) makes threads
+    expire: on Redis that long after their last write or read, on SQLite that long after a
+    run last started on them. ``keep`` trims each thread to its latest ``keep`` checkpoints
+    whenever a run starts on it (older history is dropped; the state is kept). ``memory://``
+    refuses both.
 
     ``encryption_key`` (32 bytes as base64 or hex) makes the saver encrypt what it serializes
     with AES-256-GCM; values stored unencrypted earlier are still read. Reading an encrypted
@@ -70,16 +91,18 @@ async def open_checkpointer(
         serde = checkpoint_serde(encryption_key)
     except ValueError as exc:
         raise PersistenceError(f"cannot open checkpoints: {exc}") from None
+    if keep is not None and keep < 1:
+        raise PersistenceError(f"cannot open checkpoints: keep must be at least 1, got {keep!r}")
     if url.startswith(("redis://", "rediss://")):
-        async with _open_redis(url, ttl, serde) as saver:
+        async with _open_redis(url, ttl, keep, serde) as saver:
             yield saver
         return
-    if ttl is not None:
-        raise PersistenceError(
-            f"ttl is supported only by the Redis checkpointer, not by {url!r}; "
-            "use a redis:// URL or drop the ttl"
-        )
     if url == "memory://":
+        if ttl is not None or keep is not None:
+            raise PersistenceError(
+                "memory:// keeps no history to expire or trim: drop ttl and keep, "
+                "or use a sqlite:/// or redis:// URL"
+            )
         yield InMemorySaver(serde=serde)
         return
     if not url.startswith("sqlite:"):
@@ -88,14 +111,19 @@ async def open_checkpointer(
             f"unsupported checkpointer URL (scheme {scheme!r}): use sqlite:///path/to/file.db, "
             "redis://[:password@]host:port/db or memory://"
         )
-    path = _sqlite_path(url)
+    path, url_ttl = _sqlite_path(url)
+    if url_ttl is not None and ttl is not None:
+        raise PersistenceError(f"cannot open checkpoints: ttl given both in the URL {url!r} and as an argument")
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl if ttl is not None else url_ttl
     async with AsyncExitStack() as stack:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             saver = await stack.enter_async_context(
-                AsyncSqliteCheckpointer.from_conn_string(str(path), serde=serde)
+                AsyncSqliteCheckpointer.from_conn_string(str(path), serde=serde, keep=keep, ttl=seconds)
             )
             await saver.setup()
+        except ValueError as exc:  # a ttl argument that is not positive
+            raise PersistenceError(f"cannot open checkpoints: {exc}") from None
         except (sqlite3.Error, OSError) as exc:
             raise PersistenceError(f"cannot open checkpoints at {url}: {exc}") from exc
         yield saver
@@ -104,22 +132,23 @@ async def open_checkpointer(
 def open_checkpointer_for(
     settings: Settings,
 ) -> AbstractAsyncContextManager[BaseCheckpointSaver]:
-    """:func:`open_checkpointer` on the URL and with the encryption key ``settings`` name."""
+    """:func:`open_checkpointer` on the URL, retention and encryption key ``settings`` name."""
     key = settings.encryption_key
     return open_checkpointer(
         settings.resolved_checkpointer_url,
+        keep=settings.checkpoint_keep,
         encryption_key=key.get_secret_value() if key is not None else None,
     )
 
 
 @asynccontextmanager
 async def _open_redis(
-    url: str, ttl: timedelta | float | None, serde: SerializerProtocol
+    url: str, ttl: timedelta | float | None, keep: int | None, serde: SerializerProtocol
 ) -> AsyncIterator[BaseCheckpointSaver]:
     from bulwark.persistence.redis import RedisSaver
 
     try:
-        saver = RedisSaver(url=url, ttl=ttl, serde=serde)
+        saver = RedisSaver(url=url, ttl=ttl, keep=keep, serde=serde)
     except ValueError as exc:  # ttl both in the URL and as an argument, or not positive
         raise PersistenceError(f"cannot open checkpoints: {exc}") from exc
     try:

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -409,9 +409,13 @@ class RedisSaver(BaseCheckpointSaver[str]):
         socket_connect_timeout: float = 5.0,
         socket_timeout: float = 5.0,
         retries: int = 2,
+        keep: int | None = None,
         serde: SerializerProtocol | None = None,
     ) -> None:
         super().__init__(serde=serde)
+        if keep is not None and keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep!r}")
+        self.keep = keep
         clean_url, url_ttl = parse_redis_url(url)
         if url_ttl is not None and ttl is not None:
             raise ValueError(f"ttl given both in the URL {mask_url(url)!r} and as an argument")
@@ -524,7 +528,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return self._run(self._put_op(config, checkpoint, metadata, new_versions))
+        return self._run(self._retained(self._put_op(config, checkpoint, metadata, new_versions), config, metadata))
 
     def put_writes(
         self,
@@ -544,10 +548,10 @@ class RedisSaver(BaseCheckpointSaver[str]):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         self._run(self._copy_thread_op(source_thread_id, target_thread_id))
 
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", keep: int = 1) -> None:
         """Prune threads: ``keep_latest`` or ``delete`` (alias ``delete_all``).
 
-        ``keep_latest`` keeps, per namespace, the latest checkpoint and its writes, plus the
+        ``keep_latest`` keeps, per namespace, the latest ``keep`` checkpoints and their writes, plus the
         ancestors a DeltaChannel still needs to rebuild its value (back to the nearest one
         storing a value for every such channel, found from the latest checkpoint's
         ``counters_since_delta_snapshot`` metadata), as ``BaseCheckpointSaver.prune``
@@ -556,7 +560,7 @@ class RedisSaver(BaseCheckpointSaver[str]):
         Raises:
             ValueError: unknown ``strategy``.
         """
-        self._run(self._prune_op(thread_ids, strategy))
+        self._run(self._prune_op(thread_ids, strategy, keep))
 
     # -- BaseCheckpointSaver: async -------------------------------------------------------------
 
@@ -581,7 +585,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._arun(self._put_op(config, checkpoint, metadata, new_versions))
+        return await self._arun(
+            self._retained(self._put_op(config, checkpoint, metadata, new_versions), config, metadata)
+        )
 
     async def aput_writes(
         self,
@@ -601,9 +607,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await self._arun(self._copy_thread_op(source_thread_id, target_thread_id))
 
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest", keep: int = 1) -> None:
         """Async :meth:`prune`."""
-        await self._arun(self._prune_op(thread_ids, strategy))
+        await self._arun(self._prune_op(thread_ids, strategy, keep))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         if current is None:
@@ -1168,7 +1174,17 @@ class RedisSaver(BaseCheckpointSaver[str]):
             yield from self._trim_op(thread_id, wanted)
         yield _Batch([("DEL", *(self._run_key(r) for r in ordered))])
 
-    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Op:
+    def _retained(self, put: Op, config: RunnableConfig, metadata: CheckpointMetadata) -> Op:
+        """``put``, then, when it stored the input checkpoint of a new run and ``keep`` is
+        set, the thread trimmed to its latest ``keep`` checkpoints (automatic retention)."""
+        stored = yield from put
+        if self.keep is not None and metadata.get("source") == "input":
+            yield from self._trim_op(str(config["configurable"]["thread_id"]), None, self.keep)
+        return stored
+
+    def _prune_op(self, thread_ids: Sequence[str], strategy: str, keep: int = 1) -> Op:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep!r}")
         if strategy not in PRUNE_STRATEGIES:
             raise ValueError(
                 f"unknown prune strategy {strategy!r}: use one of {sorted(PRUNE_STRATEGIES)}"
@@ -1179,13 +1195,13 @@ class RedisSaver(BaseCheckpointSaver[str]):
             yield from self._delete_threads_op(thread_ids)
             return
         for thread_id in dict.fromkeys(str(t) for t in thread_ids):
-            yield from self._trim_op(thread_id, None)
+            yield from self._trim_op(thread_id, None, keep)
 
-    def _trim_op(self, thread_id: str, run_ids: set[str] | None) -> Op:
+    def _trim_op(self, thread_id: str, run_ids: set[str] | None, count: int = 1) -> Op:
         """Delete checkpoints of one thread (and their writes and unreferenced values).
 
         ``run_ids`` given: the checkpoints written by those runs. ``None``: all but the
-        latest per namespace and the DeltaChannel ancestors it needs (keep_latest).
+        latest ``count`` per namespace and the DeltaChannel ancestors they need (keep_latest).
         """
         keys = self._thread_keys(thread_id)
         dropped_runs: list[str] = []
@@ -1246,9 +1262,9 @@ class RedisSaver(BaseCheckpointSaver[str]):
                     blob_fields = {_text(f) for f in reply[3 * namespaces.index(checkpoint_ns) + 1]}
                     kept[checkpoint_ns] = _delta_chain(
                         headers[checkpoint_ns],
-                        checkpoint_id,
                         meta.get(_DELTA_COUNTERS_KEY),
                         blob_fields,
+                        count,
                     )
             commands: list[Command] = []
             remaining_runs: set[str] = set()
@@ -1260,8 +1276,14 @@ class RedisSaver(BaseCheckpointSaver[str]):
                 referenced = set().union(*(by_id[c].blob_fields() for c in keep))
                 stale_blobs = sorted({_text(f) for f in reply[3 * n + 1]} - referenced)
                 kept_prefixes = {_q(c) for c in keep}
+                # Writes of a checkpoint newer than the latest stored one belong to a running
+                # graph that has not stored it yet (async durability): kept.
+                newest = max(by_id, default="") if run_ids is None else None
                 stale_writes = [
-                    w for w in _texts(reply[3 * n + 2]) if w.split(":", 1)[0] not in kept_prefixes
+                    w
+                    for w in _texts(reply[3 * n + 2])
+                    if w.split(":", 1)[0] not in kept_prefixes
+                    and (newest is None or unquote(w.split(":", 1)[0]) < newest)
                 ]
                 if not keep:
                     commands += [("DEL", *nk.all()), ("SREM", keys.namespaces, checkpoint_ns)]
@@ -1289,18 +1311,26 @@ class RedisSaver(BaseCheckpointSaver[str]):
             yield _Batch([("SREM", self._run_key(r), thread_id) for r in dropped_runs])
 
 
-def _delta_chain(
-    headers: dict[str, _Header], latest: str, counters: Any, blob_fields: set[str]
-) -> set[str]:
-    """The latest checkpoint plus the ancestors its DeltaChannels still need.
+def _delta_chain(headers: dict[str, _Header], counters: Any, blob_fields: set[str], count: int) -> set[str]:
+    """The latest ``count`` checkpoints plus the ancestors their DeltaChannels still need.
 
     Mirrors ``get_delta_channel_history``: a channel counted in the latest checkpoint's
-    ``counters_since_delta_snapshot`` that has a version but no stored value there is rebuilt
-    by replaying ancestors' writes back to the nearest ancestor storing a value for it, so
-    that chain (ancestor included) is kept.
+    ``counters_since_delta_snapshot`` that has a version but no stored value in a kept
+    checkpoint is rebuilt by replaying ancestors' writes back to the nearest ancestor storing
+    a value for it, so that chain (ancestor included) is kept.
     """
-    keep = {latest}
-    head = headers[latest]
+    heads = sorted(headers)[-count:]
+    keep = set(heads)
+    for head_id in heads:
+        keep |= _ancestors_needed(headers, head_id, counters, blob_fields)
+    return keep
+
+
+def _ancestors_needed(
+    headers: dict[str, _Header], head_id: str, counters: Any, blob_fields: set[str]
+) -> set[str]:
+    keep: set[str] = set()
+    head = headers[head_id]
     pending = {
         ch
         for ch in (counters or {})

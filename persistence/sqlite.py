@@ -10,17 +10,26 @@ the three, async and sync, as plain SQL on the saver's own ``checkpoints`` and `
 tables, each one in a single transaction. Nothing else changes: same tables, same
 constructor, same ``from_conn_string`` (which also takes the ``serde`` the constructor
 takes, e.g. an ``EncryptedSerializer``; upstream's does not).
+
+It also applies a retention policy by itself, as Bulwark's Redis saver does: ``keep=N``
+trims a thread to its latest N checkpoints whenever a new run starts on it, and ``ttl``
+deletes threads no run has started on for that many seconds (a side table records when each
+thread last began a run; expired threads are swept at most every ``ttl / 10`` seconds, on
+the next run start). SQLite has no key expiry, so both happen on writes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiosqlite
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -43,6 +52,8 @@ _IN_THREADS = "thread_id IN (SELECT value FROM json_each(?))"
 _RUN_ID_IN = (
     "json_extract(CAST(metadata AS TEXT), '$.run_id') IN (SELECT value FROM json_each(?))"
 )
+# When each thread last started a run (for ttl); created only when a ttl is set.
+_ACTIVITY_TABLE = "bulwark_thread_activity"
 # The set of (thread_id, checkpoint_ns, checkpoint_id) rows that keep_latest keeps.
 _KEPT_ROWS = (
     "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
@@ -64,20 +75,103 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
     (which yields this class, and takes an optional ``serde``). As upstream, the
     sync methods are only for other threads: they run the async method on the saver's event
     loop and wait, and raise ``asyncio.InvalidStateError`` when called on that loop's thread.
+
+    Retention (both off by default): ``keep`` trims each thread to its latest ``keep``
+    checkpoints when a run starts on it; ``ttl`` (seconds) deletes threads on which no run
+    has started for that long. ``clock`` (seconds, ``time.time`` by default) is injectable
+    so expiry is tested without waiting.
     """
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        serde: SerializerProtocol | None = None,
+        keep: int | None = None,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if keep is not None and keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep!r}")
+        if ttl is not None and not 0 < ttl < float("inf"):
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        super().__init__(conn, serde=serde)
+        self.keep, self.ttl, self.clock = keep, ttl, clock
+        self._swept_at: float | None = None
 
     @classmethod
     @asynccontextmanager
     async def from_conn_string(
-        cls, conn_string: str, *, serde: SerializerProtocol | None = None
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        keep: int | None = None,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> AsyncIterator[AsyncSqliteCheckpointer]:
         """Yield a saver on a connection to ``conn_string`` (a path or ``:memory:``).
 
         ``serde`` is the serializer of checkpoints and writes (LangGraph's JsonPlusSerializer
-        by default). The connection is closed on exit.
+        by default); ``keep``, ``ttl`` and ``clock`` as for the constructor. The connection
+        is closed on exit.
         """
         async with aiosqlite.connect(conn_string) as conn:
-            yield cls(conn, serde=serde)
+            yield cls(conn, serde=serde, keep=keep, ttl=ttl, clock=clock)
+
+    # -- retention -----------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Create the tables (and, with a ttl, the activity table) if they do not exist."""
+        was_setup = self.is_setup
+        await super().setup()
+        if was_setup or self.ttl is None:
+            return
+        async with self.lock:
+            await self.conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_ACTIVITY_TABLE} "
+                "(thread_id TEXT PRIMARY KEY, started_at REAL NOT NULL)"
+            )
+            # Threads from before the ttl was set start their clock now.
+            await self.conn.execute(
+                f"INSERT OR IGNORE INTO {_ACTIVITY_TABLE} SELECT DISTINCT thread_id, ? FROM checkpoints",
+                (self.clock(),),
+            )
+            await self.conn.commit()
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Save a checkpoint; at the start of a run, apply the retention policy to its thread."""
+        stored = await super().aput(config, checkpoint, metadata, new_versions)
+        if metadata.get("source") == "input" and (self.keep is not None or self.ttl is not None):
+            thread_id = str(config["configurable"]["thread_id"])
+            if self.ttl is not None:
+                await self._touch_and_sweep(thread_id)
+            if self.keep is not None:
+                await self.aprune([thread_id], keep=self.keep)
+        return stored
+
+    async def _touch_and_sweep(self, thread_id: str) -> None:
+        now = self.clock()
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"INSERT INTO {_ACTIVITY_TABLE} VALUES (?, ?) "
+                "ON CONFLICT(thread_id) DO UPDATE SET started_at = excluded.started_at",
+                (thread_id, now),
+            )
+            if self._swept_at is not None and now - self._swept_at < self.ttl / 10:  # type: ignore[operator]
+                return
+            self._swept_at = now
+            expired = f"SELECT thread_id FROM {_ACTIVITY_TABLE} WHERE started_at <= ?"
+            cutoff = (now - self.ttl,)  # type: ignore[operator]
+            for table in ("writes", "checkpoints"):
+                await cur.execute(f"DELETE FROM {table} WHERE thread_id IN ({expired})", cutoff)
+            await cur.execute(f"DELETE FROM {_ACTIVITY_TABLE} WHERE started_at <= ?", cutoff)
 
     # -- async API -------------------------------------------------------------------------
 
@@ -134,12 +228,14 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
                 (target, source),
             )
 
-    async def aprune(self, thread_ids: Iterable[str], *, strategy: str = "keep_latest") -> None:
+    async def aprune(
+        self, thread_ids: Iterable[str], *, strategy: str = "keep_latest", keep: int = 1
+    ) -> None:
         """Prune the checkpoints of ``thread_ids``; other threads are untouched.
 
         ``strategy="keep_latest"`` keeps, in each namespace of each thread, only the latest
-        checkpoint (highest checkpoint id, the one ``get_tuple`` returns) and its pending
-        writes. ``"delete"`` (alias ``"delete_all"``) removes every checkpoint and write of
+        ``keep`` checkpoints (highest checkpoint ids; the latest is the one ``get_tuple``
+        returns) and their pending writes. ``"delete"`` (alias ``"delete_all"``) removes every checkpoint and write of
         the threads. Unknown threads and an empty list are no-ops.
 
         ``keep_latest`` is DeltaChannel-aware, as ``BaseCheckpointSaver.prune`` requires: a
@@ -151,8 +247,10 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
         ``get_delta_channel_history`` does. Graphs without DeltaChannel keep one checkpoint.
 
         Raises:
-            ValueError: ``strategy`` is not one of :data:`PRUNE_STRATEGIES`.
+            ValueError: ``strategy`` is not one of :data:`PRUNE_STRATEGIES`, or ``keep`` < 1.
         """
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep!r}")
         if strategy not in PRUNE_STRATEGIES:
             raise ValueError(
                 f"unknown prune strategy {strategy!r}: use one of {sorted(PRUNE_STRATEGIES)}"
@@ -166,25 +264,29 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
                 await cur.execute(f"DELETE FROM checkpoints WHERE {_IN_THREADS}", (threads,))
                 return
             await cur.execute(
-                "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.metadata "
-                "FROM checkpoints c JOIN (SELECT thread_id, checkpoint_ns, "
-                "MAX(checkpoint_id) AS checkpoint_id FROM checkpoints "
-                f"WHERE {_IN_THREADS} GROUP BY thread_id, checkpoint_ns) latest "
-                "USING (thread_id, checkpoint_ns, checkpoint_id)",
-                (threads,),
+                "SELECT thread_id, checkpoint_ns, checkpoint_id, metadata FROM (SELECT *, "
+                "ROW_NUMBER() OVER (PARTITION BY thread_id, checkpoint_ns "
+                "ORDER BY checkpoint_id DESC) AS recency FROM checkpoints "
+                f"WHERE {_IN_THREADS}) WHERE recency <= ?",
+                (threads, keep),
             )
-            kept: list[tuple[str, str, str]] = []
-            for thread_id, ns, checkpoint_id, metadata in await cur.fetchall():
-                kept.append((thread_id, ns, checkpoint_id))
+            heads = await cur.fetchall()
+            kept = [(thread_id, ns, checkpoint_id) for thread_id, ns, checkpoint_id, _ in heads]
+            needed: set[tuple[str, str, str]] = set()
+            for thread_id, ns, checkpoint_id, metadata in heads:
                 counters = (json.loads(metadata) if metadata else {}).get(_DELTA_COUNTERS_KEY)
                 if counters:
-                    kept += await self._delta_ancestors(cur, thread_id, ns, checkpoint_id, counters)
-            keep = json.dumps(kept)
+                    needed.update(await self._delta_ancestors(cur, thread_id, ns, checkpoint_id, counters))
+            kept += sorted(needed - set(kept))
+            # Writes newer than the latest stored checkpoint belong to one a running graph
+            # has not stored yet (with async durability, writes can land first): kept.
             for table in ("writes", "checkpoints"):
                 await cur.execute(
                     f"DELETE FROM {table} WHERE {_IN_THREADS} AND "
-                    f"(thread_id, checkpoint_ns, checkpoint_id) NOT IN ({_KEPT_ROWS})",
-                    (threads, keep),
+                    f"(thread_id, checkpoint_ns, checkpoint_id) NOT IN ({_KEPT_ROWS}) AND "
+                    f"checkpoint_id < (SELECT MAX(c.checkpoint_id) FROM checkpoints c WHERE "
+                    f"c.thread_id = {table}.thread_id AND c.checkpoint_ns = {table}.checkpoint_ns)",
+                    (threads, json.dumps(kept)),
                 )
 
     # -- sync API: for threads other than the saver's event loop -------------------------------

@@ -29,13 +29,18 @@ from langgraph.checkpoint.conformance.test_utils import (
     generate_config,
     generate_metadata,
 )
+from clocks import ManualClock
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import _messages_delta_reducer
 from langgraph.types import Command, interrupt
 from redis.crc import key_slot
 from redis_servers import RedisServer, RedisServers, free_port
 
 from bulwark.persistence.checkpoints import PersistenceError, open_checkpointer
+from bulwark.persistence.sqlite import AsyncSqliteCheckpointer
 from bulwark.persistence.redis import (
     CheckpointDecodeError,
     RedisSaver,
@@ -724,3 +729,111 @@ def test_the_saver_uses_the_serde_it_is_given(redis_url: str) -> None:
         )
         assert saver.get_tuple(stored).checkpoint["channel_values"] == {"a": 1}
     assert Counting.loads == 3  # checkpoint, metadata, one channel value
+
+
+# -- retention: keep the latest N checkpoints, expire idle threads ---------------------------
+
+
+class _Chat(TypedDict):
+    messages: Annotated[list, DeltaChannel(_messages_delta_reducer, snapshot_frequency=4)]
+    steps: Annotated[list[str], operator.add]
+
+
+def _chat_graph() -> StateGraph:
+    """Two steps per turn: a DeltaChannel of messages (snapshot every 4 updates) and a plain
+    list, so retention is checked on both kinds of channel."""
+
+    def answer(state: _Chat) -> dict:
+        return {"messages": [AIMessage(f"answer {len(state['messages'])}")], "steps": ["answer"]}
+
+    def note(state: _Chat) -> dict:
+        return {"steps": ["note"]}
+
+    builder = StateGraph(_Chat)
+    builder.add_node("answer", answer)
+    builder.add_node("note", note)
+    builder.add_edge(START, "answer")
+    builder.add_edge("answer", "note")
+    builder.add_edge("note", END)
+    return builder
+
+
+async def test_keep_trims_each_thread_when_a_run_starts_and_the_state_survives(backend_url: str) -> None:
+    turns = 12
+    async with open_checkpointer(backend_url, keep=2) as saver:
+        graph = _chat_graph().compile(checkpointer=saver)
+        other = {"configurable": {"thread_id": "untouched"}}
+        await graph.ainvoke({"messages": [HumanMessage("hi")], "steps": []}, other)
+        config = {"configurable": {"thread_id": "long"}}
+        for n in range(turns):
+            await graph.ainvoke({"messages": [HumanMessage(f"question {n}")], "steps": []}, config)
+            history = [c async for c in saver.alist(config)]
+            # A run writes 4 checkpoints; its input one trims the thread to 2 plus the
+            # ancestors the message deltas replay from (back to the last snapshot, taken every
+            # 4 message updates: 2 runs). Untrimmed, the thread would hold 4 per turn.
+            assert len(history) <= 10, len(history)
+
+        state = await graph.aget_state(config)
+        texts = [m.content for m in state.values["messages"]]
+        assert texts[0::2] == [f"question {n}" for n in range(turns)]
+        assert texts[-1] == f"answer {2 * turns - 1}"
+        assert state.values["steps"] == ["answer", "note"] * turns
+        assert len([c async for c in saver.alist(other)]) == 4, "another thread was trimmed"
+
+    async with open_checkpointer(backend_url) as saver:  # no keep: history grows again
+        graph = _chat_graph().compile(checkpointer=saver)
+        before = len([c async for c in saver.alist(config)])
+        await graph.ainvoke({"messages": [HumanMessage("more")], "steps": []}, config)
+        assert len([c async for c in saver.alist(config)]) == before + 4
+
+
+async def test_sqlite_ttl_expires_threads_no_run_started_on(tmp_path: Any) -> None:
+    clock = ManualClock()
+    path = str(tmp_path / "checkpoints.db")
+    async with AsyncSqliteCheckpointer.from_conn_string(path, ttl=100, clock=clock) as saver:
+        graph = _chat_graph().compile(checkpointer=saver)
+
+        async def turn(thread_id: str) -> None:
+            await graph.ainvoke({"messages": [HumanMessage("hi")], "steps": []}, generate_config(thread_id))
+
+        await turn("old")
+        clock.advance(50)
+        await turn("recent")
+        clock.advance(60)  # "old" started 110 s ago, "recent" 60 s ago
+        await turn("new")
+        assert await saver.aget_tuple(generate_config("old")) is None
+        for thread_id in ("recent", "new"):
+            assert await saver.aget_tuple(generate_config(thread_id)) is not None
+        clock.advance(45)
+        await turn("recent")  # a new run restarts its clock; "new" is 45 s idle
+        clock.advance(60)
+        await turn("other")
+        assert await saver.aget_tuple(generate_config("recent")) is not None
+        assert await saver.aget_tuple(generate_config("new")) is None
+
+    async with open_checkpointer(f"sqlite:///{path}?ttl=3600") as saver:
+        assert isinstance(saver, AsyncSqliteCheckpointer) and saver.ttl == 3600
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "expected"),
+    [
+        ("sqlite:///{tmp}/c.db?ttl=soon", {}, "ttl must be"),
+        ("sqlite:///{tmp}/c.db?ttl=-1", {}, "ttl must be"),
+        ("sqlite:///{tmp}/c.db?mode=ro", {}, "the only option is ttl"),
+        ("sqlite:///{tmp}/c.db?ttl=60", {"ttl": 60}, "both in the URL"),
+        ("sqlite:///{tmp}/c.db", {"keep": 0}, "keep must be at least 1"),
+        ("memory://", {"keep": 3}, "memory:// keeps no history"),
+        ("memory://", {"ttl": 3}, "memory:// keeps no history"),
+    ],
+)
+async def test_retention_options_are_validated(tmp_path: Any, url: str, options: dict, expected: str) -> None:
+    with pytest.raises(PersistenceError, match=expected):
+        async with open_checkpointer(url.format(tmp=tmp_path), **options):
+            pass
+
+
+def test_checkpoint_keep_setting_is_validated() -> None:
+    assert load_settings(checkpoint_keep=20).checkpoint_keep == 20
+    with pytest.raises(ConfigError, match="BULWARK_CHECKPOINT_KEEP"):
+        load_settings(checkpoint_keep=0)

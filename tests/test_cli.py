@@ -178,6 +178,9 @@ def test_threads_prune_and_delete(tmp_path: Path) -> None:
         assert run("ask", question, "--thread", "long", cwd=tmp_path).returncode == 0
     assert run("ask", "hello", "--thread", "other", cwd=tmp_path).returncode == 0
 
+    kept = run("threads", "prune", "--thread", "long", "--keep", "5", cwd=tmp_path)
+    assert kept.returncode == 0 and "1 thread(s) pruned to their latest 5" in kept.stdout, kept.stderr
+    assert run("threads", "prune", "--all", "--keep", "0", cwd=tmp_path).returncode == 2
     pruned = run("threads", "prune", "--thread", "long", cwd=tmp_path)
     assert pruned.returncode == 0, pruned.stderr
     assert "1 thread(s) pruned" in pruned.stdout
