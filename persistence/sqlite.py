@@ -235,16 +235,15 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
 
         ``strategy="keep_latest"`` keeps, in each namespace of each thread, only the latest
         ``keep`` checkpoints (highest checkpoint ids; the latest is the one ``get_tuple``
-        returns) and their pending writes. ``"delete"`` (alias ``"delete_all"``) removes every checkpoint and write of
-        the threads. Unknown threads and an empty list are no-ops.
+        returns) and their pending writes. ``"delete"`` (alias ``"delete_all"``) removes every
+        checkpoint and write of the threads. Unknown threads and an empty list are no-ops.
 
         ``keep_latest`` is DeltaChannel-aware, as ``BaseCheckpointSaver.prune`` requires: a
         ``DeltaChannel`` stores a value only every so many steps and is rebuilt by replaying
-        the writes of the ancestors back to that snapshot. When the latest checkpoint's
-        metadata counts supersteps since a snapshot for a channel that has a version but no
-        stored value, its ancestors (and their writes) are kept back to the nearest one that
-        stores a value for every such channel -- the same walk
-        ``get_delta_channel_history`` does. Graphs without DeltaChannel keep one checkpoint.
+        the writes of the ancestors back to that snapshot. When a kept checkpoint's metadata
+        counts supersteps since a snapshot, its ancestors (and their writes) are kept back to
+        that snapshot, as ``get_delta_channel_history`` replays them. Graphs without
+        DeltaChannel keep exactly ``keep`` checkpoints.
 
         Raises:
             ValueError: ``strategy`` is not one of :data:`PRUNE_STRATEGIES`, or ``keep`` < 1.
@@ -272,12 +271,11 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
             )
             heads = await cur.fetchall()
             kept = [(thread_id, ns, checkpoint_id) for thread_id, ns, checkpoint_id, _ in heads]
-            needed: set[tuple[str, str, str]] = set()
-            for thread_id, ns, checkpoint_id, metadata in heads:
-                counters = (json.loads(metadata) if metadata else {}).get(_DELTA_COUNTERS_KEY)
-                if counters:
-                    needed.update(await self._delta_ancestors(cur, thread_id, ns, checkpoint_id, counters))
+            needed = await self._delta_ancestors(cur, heads)
             kept += sorted(needed - set(kept))
+            await cur.execute(f"SELECT COUNT(*) FROM checkpoints WHERE {_IN_THREADS}", (threads,))
+            if (await cur.fetchone())[0] <= len(kept):
+                return  # nothing to drop: spare the statements (the usual case, run after run)
             # Writes newer than the latest stored checkpoint belong to one a running graph
             # has not stored yet (with async durability, writes can land first): kept.
             for table in ("writes", "checkpoints"):
@@ -338,53 +336,34 @@ class AsyncSqliteCheckpointer(AsyncSqliteSaver):
                 raise
             await self.conn.commit()
 
-    async def _delta_ancestors(
-        self,
-        cur: Any,
-        thread_id: str,
-        checkpoint_ns: str,
-        checkpoint_id: str,
-        counters: dict[str, Any],
-    ) -> list[tuple[str, str, str]]:
-        """Ancestors of a kept checkpoint that DeltaChannel replay still needs.
+    async def _delta_ancestors(self, cur: Any, heads: list[tuple[str, str, str, Any]]) -> set[tuple[str, str, str]]:
+        """Ancestors of the kept checkpoints that DeltaChannel replay still needs.
 
-        Mirrors ``get_delta_channel_history``: the channels to rebuild are those with a
-        version but no stored value in the checkpoint; walking the parent chain, each
-        ancestor is needed until every such channel has been found stored in one (that
-        ancestor included, since replay starts from its value and its writes).
+        A DeltaChannel is rebuilt by replaying the writes of the ancestors back to the one
+        that stored its snapshot, and a checkpoint's ``counters_since_delta_snapshot``
+        metadata counts, per channel, the supersteps since that snapshot: so its chain is
+        its nearest ``n`` parents, ``n`` the largest count (every channel's snapshot is in
+        it). One recursive query follows the parent ids of every head; no blob is read.
         """
-        head = await self._load_checkpoint(cur, thread_id, checkpoint_ns, checkpoint_id)
-        if head is None:
-            return []
-        parent_id, checkpoint = head
-        pending = {
-            ch
-            for ch in counters
-            if ch in checkpoint.get("channel_versions", {})
-            and ch not in checkpoint.get("channel_values", {})
-        }
-        needed: list[tuple[str, str, str]] = []
-        seen = {checkpoint_id}
-        while pending and parent_id and parent_id not in seen:
-            row = await self._load_checkpoint(cur, thread_id, checkpoint_ns, parent_id)
-            if row is None:  # broken chain: nothing further back to keep
-                break
-            seen.add(parent_id)
-            needed.append((thread_id, checkpoint_ns, parent_id))
-            pending -= set(row[1].get("channel_values", {}))
-            parent_id = row[0]
-        return needed
-
-    async def _load_checkpoint(
-        self, cur: Any, thread_id: str, checkpoint_ns: str, checkpoint_id: str
-    ) -> tuple[str | None, dict[str, Any]] | None:
+        seeds = []
+        for thread_id, ns, checkpoint_id, metadata in heads:
+            counters = (json.loads(metadata) if metadata else {}).get(_DELTA_COUNTERS_KEY) or {}
+            depth = max((c[1] for c in counters.values() if isinstance(c, list) and len(c) == 2), default=0)
+            if depth > 0:
+                seeds.append([thread_id, ns, checkpoint_id, depth])
+        if not seeds:
+            return set()
         await cur.execute(
-            "SELECT parent_checkpoint_id, type, checkpoint FROM checkpoints "
-            "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
-            (thread_id, checkpoint_ns, checkpoint_id),
+            "WITH RECURSIVE chain(thread_id, checkpoint_ns, checkpoint_id, left) AS ("
+            "SELECT c.thread_id, c.checkpoint_ns, c.parent_checkpoint_id, json_extract(s.value, '$[3]') - 1 "
+            "FROM json_each(?) s JOIN checkpoints c ON c.thread_id = json_extract(s.value, '$[0]') "
+            "AND c.checkpoint_ns = json_extract(s.value, '$[1]') "
+            "AND c.checkpoint_id = json_extract(s.value, '$[2]') "
+            "UNION SELECT c.thread_id, c.checkpoint_ns, c.parent_checkpoint_id, chain.left - 1 "
+            "FROM chain JOIN checkpoints c ON c.thread_id = chain.thread_id "
+            "AND c.checkpoint_ns = chain.checkpoint_ns AND c.checkpoint_id = chain.checkpoint_id "
+            "WHERE chain.left > 0) "
+            "SELECT DISTINCT thread_id, checkpoint_ns, checkpoint_id FROM chain WHERE checkpoint_id IS NOT NULL",
+            (json.dumps(seeds),),
         )
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        parent_id, type_, blob = row
-        return parent_id, self.serde.loads_typed((type_, blob))
+        return {(t, ns, c) for t, ns, c in await cur.fetchall()}
