@@ -42,6 +42,7 @@ methods) or ``redis.asyncio.Redis`` (``a*`` methods).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import time
@@ -231,6 +232,7 @@ def _tag(text: str) -> str:
     return "{" + (_q(text) or "%") + "}"
 
 
+@functools.lru_cache(maxsize=8192)  # hot in prune: every kept checkpoint's fields, every run
 def _blob_field(channel: str, version: object) -> str:
     return f"{_q(channel)}:{_q(str(version))}"
 
@@ -1322,12 +1324,13 @@ def _delta_chain(headers: dict[str, _Header], counters: Any, blob_fields: set[st
     heads = sorted(headers)[-count:]
     keep = set(heads)
     for head_id in heads:
-        keep |= _ancestors_needed(headers, head_id, counters, blob_fields)
+        # A walk may stop at another head: that head's own walk goes on from there.
+        keep |= _ancestors_needed(headers, head_id, counters, blob_fields, stop=set(heads))
     return keep
 
 
 def _ancestors_needed(
-    headers: dict[str, _Header], head_id: str, counters: Any, blob_fields: set[str]
+    headers: dict[str, _Header], head_id: str, counters: Any, blob_fields: set[str], *, stop: set[str]
 ) -> set[str]:
     keep: set[str] = set()
     head = headers[head_id]
@@ -1337,7 +1340,7 @@ def _ancestors_needed(
         if ch in head.versions and _blob_field(ch, head.versions[ch]) not in blob_fields
     }
     parent = head.parent
-    while pending and parent and parent in headers and parent not in keep:
+    while pending and parent and parent in headers and parent not in keep and parent not in stop:
         keep.add(parent)
         ancestor = headers[parent]
         pending = {
