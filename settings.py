@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_SPEC = re.compile(r"^(offline|openai:[A-Za-z0-9._:/-]+)$")
 EMBEDDINGS_SPEC = re.compile(r"^(hash(:[1-9][0-9]{0,4})?|openai:[A-Za-z0-9._:/-]+|minilm)$")
+WEBHOOK_SECRET_MIN_BYTES = 32
 
 
 class ConfigError(ValueError):
@@ -185,6 +186,21 @@ class Settings(BaseSettings):
     rate_limit_runs_per_minute: int | None = Field(
         default=120, ge=0, description="New runs (and crons) a minute per credential; 0: off."
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs run-completion webhooks (HMAC-SHA256), at least 32 bytes; "
+        "without it a run asking for a webhook is refused (422).",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback and private-network addresses (local "
+        "development, receivers inside the cluster); link-local (the cloud metadata "
+        "service), multicast and unspecified addresses stay refused.",
+    )
+    webhook_attempts: int = Field(
+        default=5, ge=1, le=10, description="Deliveries tried per webhook (exponential backoff)."
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Per webhook attempt.")
 
     @field_validator("model", "fast_model")
     @classmethod
@@ -255,6 +271,16 @@ class Settings(BaseSettings):
             from bulwark.persistence.encryption import parse_key
 
             parse_key(value.get_secret_value())  # its error never contains the key
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < WEBHOOK_SECRET_MIN_BYTES:
+            raise ValueError(
+                f"the webhook secret must be at least {WEBHOOK_SECRET_MIN_BYTES} bytes "
+                "(e.g. openssl rand -base64 48)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -47,6 +47,7 @@ from bulwark.nodes.tools import RunTool
 from bulwark.memory.store import MemoryStoreError, QdrantStore, open_memory_store
 from bulwark.persistence.audit import AuditLog
 from bulwark.persistence.checkpoints import open_checkpointer_for
+from bulwark.server.webhooks import WebhookSender
 from bulwark.settings import Settings
 from bulwark.persistence.effects import EffectJournal
 from bulwark.tools.builtin import builtin_registry
@@ -136,7 +137,8 @@ def build_agent_graph(
     graph.add_node("tools", _node("tools", RunTool(registry=registry, journal=journal, rails=rails)))
     graph.add_node("guard_output", _node("guard_output", GuardOutput(rails=rails)))
     graph.add_node("remember", _node("remember", Remember(threshold=settings.memory_importance)))
-    graph.add_node("audit", _node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl"))))
+    webhooks = WebhookSender.from_settings(settings)
+    graph.add_node("audit", _node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl"), webhooks=webhooks)))
 
     graph.add_edge(START, "guard_input")
     graph.add_conditional_edges("guard_input", _after_input, ["refuse", "recall", "route"])

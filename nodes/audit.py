@@ -1,9 +1,11 @@
-"""Audit: appends one hash-chained record per turn, with fingerprints, never raw text."""
+"""Audit: appends one hash-chained record per turn, with fingerprints, never raw text; as the
+last node of every answered or refused run, it also sends the run's webhook, if it asked for
+one."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.config import get_config
@@ -13,12 +15,16 @@ from bulwark.graphs.state import AgentState, RunContext
 from bulwark.nodes._text import latest_answer, latest_request
 from bulwark.persistence.audit import AuditLog, sha256
 
+if TYPE_CHECKING:
+    from bulwark.server.webhooks import WebhookSender
+
 
 class Audit:
     """Records who asked, what was decided, which tools ran, and what it cost."""
 
-    def __init__(self, *, log: AuditLog) -> None:
+    def __init__(self, *, log: AuditLog, webhooks: WebhookSender | None = None) -> None:
         self.log = log
+        self.webhooks = webhooks
 
     def __call__(self, state: AgentState) -> dict:
         self.log.append(_event(state))
@@ -28,6 +34,9 @@ class Audit:
         """Async twin of :meth:`__call__`: the append (a file lock, a write and a flush)
         runs on a worker thread, so a busy log never stalls the event loop."""
         await asyncio.to_thread(self.log.append, _event(state))
+        if self.webhooks is not None:  # only served runs (async) carry a webhook
+            context = get_runtime(RunContext).context or RunContext()
+            self.webhooks.notify(get_config().get("configurable", {}), request_id=context.request_id, status="success")
         return {}
 
 

@@ -1,10 +1,12 @@
-"""Health and readiness probes, mounted next to the LangGraph server's API.
+"""Health and readiness probes and the runs WebSocket, mounted next to the LangGraph server's API.
 
 ``langgraph.json`` names :data:`app` as ``http.app``, and ``bulwark serve`` passes the same,
 so every server that runs that file serves these routes in its own process. langgraph-api
 puts its auth middleware on custom routes only with ``http.enable_custom_route_auth``,
 which Bulwark leaves off: ``GET /health`` and ``GET /ready`` answer without a credential
-(Kubernetes probes carry none) and say nothing about any tenant. Every other path and
+(Kubernetes probes carry none) and say nothing about any tenant. The WebSocket
+``/ws/threads/{thread_id}/runs`` (:mod:`bulwark.server.websocket`) authenticates itself and
+starts every run through the server's own authenticated REST API. Every other path and
 method falls through to the server's own, authenticated, routes.
 
 ``GET /health`` is liveness: ``{"status": "ok"}``, no I/O.
@@ -50,12 +52,14 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from bulwark.guardrails.rails import Guardrails
 from bulwark.memory.store import QdrantStore, open_memory_store
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.persistence.checkpoints import open_checkpointer_for
+from bulwark.server.credentials import authenticator
+from bulwark.server.websocket import RunSockets
 from bulwark.settings import Settings, load_settings
 
 CHECK_TIMEOUT_S = 2.0
@@ -155,7 +159,9 @@ def _read_sqlite(path: Path) -> None:
         raise NotReady("no checkpoints table")
 
 
-readiness = Readiness(load_settings())
+settings = load_settings()
+readiness = Readiness(settings)
+run_sockets = RunSockets(settings=settings, authenticator=authenticator(settings))
 
 
 async def health(request: Request) -> JSONResponse:
@@ -200,8 +206,9 @@ app = Starlette(
     routes=[
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        WebSocketRoute("/ws/threads/{thread_id}/runs", run_sockets.serve),
         # /metrics: a later issue adds it here (langgraph-api's own /metrics is matched first).
     ],
     lifespan=_lifespan,
 )
-"""The Starlette app the server mounts (``http.app``): ``/health`` and ``/ready``."""
+"""The Starlette app the server mounts (``http.app``): ``/health``, ``/ready`` and the runs WebSocket."""
