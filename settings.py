@@ -18,6 +18,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 MODEL_SPEC = re.compile(r"^(offline|openai:[A-Za-z0-9._:/-]+)$")
 EMBEDDINGS_SPEC = re.compile(r"^(hash(:[1-9][0-9]{0,4})?|openai:[A-Za-z0-9._:/-]+|minilm)$")
 WEBHOOK_SECRET_MIN_BYTES = 32
+TIER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""Rate-limit tier names (API-key records, JWT claims, ``rate_limit_tiers``)."""
+RATE_LIMIT_TIER_FIELDS = (
+    "requests_per_minute", "tenant_requests_per_minute", "runs_per_minute", "concurrent_runs", "tokens_per_minute"
+)
+"""What a tier may override: ``rate_limit_<field>`` (:class:`bulwark.server.limits.Tier`)."""
 
 
 class ConfigError(ValueError):
@@ -186,6 +192,31 @@ class Settings(BaseSettings):
     rate_limit_runs_per_minute: int | None = Field(
         default=120, ge=0, description="New runs (and crons) a minute per credential; 0: off."
     )
+    rate_limit_concurrent_runs: int | None = Field(
+        default=32, ge=0,
+        description="Runs in flight at once per tenant: a run holds a slot from its creation until "
+        "it ends, or at most `rate_limit_run_lease_s`; 0: off.",
+    )
+    rate_limit_run_lease_s: float = Field(
+        default=300.0, gt=0,
+        description="Longest a run holds its concurrent-run slot: runs that wait for approval, "
+        "fail or crash keep it this long; set it above your longest run.",
+    )
+    rate_limit_tokens_per_minute: int | None = Field(
+        default=None, ge=0,
+        description="Model tokens (input + output) a minute per tenant; a new run needs a "
+        "positive balance, model calls in flight are never stopped; unset or 0: off.",
+    )
+    rate_limit_tiers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named tiers of limits, as JSON: "
+        '{"free": {"requests_per_minute": 60, "concurrent_runs": 2}}; each overrides the flat '
+        "`rate_limit_*` values (tier `default`). A credential's tier comes from its API key "
+        "(`bulwark keys create --tier`) or its JWT (`jwt_tier_claim`).",
+    )
+    jwt_tier_claim: str = Field(
+        default="tier", description="JWT claim naming the credential's rate-limit tier (absent: default)."
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="Signs run-completion webhooks (HMAC-SHA256), at least 32 bytes; "
@@ -228,6 +259,23 @@ class Settings(BaseSettings):
         empty = sorted(topic for topic, phrases in value.items() if not any(p.strip() for p in phrases))
         if empty:
             raise ValueError(f"denied topics {empty} list no phrases to match")
+        return value
+
+    @field_validator("rate_limit_tiers")
+    @classmethod
+    def _rate_limit_tiers(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, limits in value.items():
+            if not TIER_PATTERN.fullmatch(name):
+                raise ValueError(f"invalid tier name {name[:40]!r}: use 1-64 letters, digits, '_' or '-'")
+            if unknown := sorted(set(limits) - set(RATE_LIMIT_TIER_FIELDS)):
+                raise ValueError(
+                    f"unknown field {unknown[0][:40]!r} in tier {name!r}: use {', '.join(RATE_LIMIT_TIER_FIELDS)}"
+                )
+            for field, limit in limits.items():
+                if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+                    raise ValueError(
+                        f"tier {name!r}: {field} must be a whole number >= 0 (0 or null: off), got {limit!r}"
+                    )
         return value
 
     @field_validator("checkpointer_url")

@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableLambda
@@ -52,6 +52,9 @@ from bulwark.settings import Settings
 from bulwark.persistence.effects import EffectJournal
 from bulwark.tools.builtin import builtin_registry
 from bulwark.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from bulwark.server.limits import RateLimits
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ def build_agent_graph(
     models: Mapping[str, BaseChatModel] | None = None,
     tools: Sequence[BaseTool] | ToolRegistry | None = None,
     rails: Guardrails | None = None,
+    limits: RateLimits | None = None,
 ) -> StateGraph:
     """Return the uncompiled agent graph (for the LangGraph server or further wiring).
 
@@ -97,6 +101,8 @@ def build_agent_graph(
             built-in registry if omitted.
         rails: the guardrails; built from settings if omitted (share one per process:
             building NeMo rails takes a few hundred milliseconds).
+        limits: the server's rate limits: the agent node debits each model call's tokens
+            and the audit node gives back the run's concurrent-run lease; none if omitted.
     """
     data_dir = settings.ensure_data_dir()
     if models is None:
@@ -131,6 +137,7 @@ def build_agent_graph(
                 tools=registry.tools,
                 history_tokens=settings.history_tokens,
                 policy=rails.policy,
+                spent=limits.spent if limits else None,
             ),
         ),
     )
@@ -138,7 +145,8 @@ def build_agent_graph(
     graph.add_node("guard_output", _node("guard_output", GuardOutput(rails=rails)))
     graph.add_node("remember", _node("remember", Remember(threshold=settings.memory_importance)))
     webhooks = WebhookSender.from_settings(settings)
-    graph.add_node("audit", _node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl"), webhooks=webhooks)))
+    ended = limits.ended if limits else None
+    graph.add_node("audit", _node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl"), webhooks=webhooks, ended=ended)))
 
     graph.add_edge(START, "guard_input")
     graph.add_conditional_edges("guard_input", _after_input, ["refuse", "recall", "route"])

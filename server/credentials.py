@@ -9,6 +9,8 @@ raises :class:`CredentialError` with a message safe to show the client. Three mo
 * ``jwt``: bearer tokens checked by :class:`JwtVerifier` (HS256 secret, or RS256/ES256 JWKS).
 
 Tenant and user ids become LangGraph store namespace labels, so they never contain ``.``.
+An identity also carries the credential's rate-limit tier (:mod:`bulwark.server.limits`):
+an API key's from its record (``bulwark keys create --tier``), a JWT's from a claim.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from typing import Any, NamedTuple
 
 import jwt
 
-from bulwark.settings import ConfigError, Settings
+from bulwark.settings import TIER_PATTERN, ConfigError, Settings
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_@+-]{1,128}$")
 """Tenant and user ids: no ``.``, which LangGraph store namespace labels forbid."""
 SCOPE_PATTERN = re.compile(r"^[a-z][a-z0-9:_-]{0,63}$")
 ADMIN_SCOPE = "admin"
 """The one scope Bulwark itself gives meaning to; others are allowed and passed through."""
+DEFAULT_TIER = "default"
+"""The tier of credentials that name none: the flat ``rate_limit_*`` settings."""
 
 KEY_PREFIX = "bwk_"
 KEY_ID_LENGTH = 12
@@ -65,6 +69,8 @@ class Identity:
     credential: str
     """A non-secret id of the credential: the API key id, ``jwt:<jti>`` (``jwt:<user>`` for a
     token without one) or ``local``."""
+    tier: str = DEFAULT_TIER
+    """The credential's rate-limit tier; only the credential sets it, never a request."""
 
     @property
     def is_admin(self) -> bool:
@@ -99,6 +105,17 @@ def validate_id(kind: str, value: str) -> str:
     return value
 
 
+def validate_tier(value: str) -> str:
+    """Check a rate-limit tier name and return it.
+
+    Raises:
+        ValueError: the name is not 1-64 letters, digits, ``_`` or ``-``.
+    """
+    if not isinstance(value, str) or not TIER_PATTERN.fullmatch(value):
+        raise ValueError(f"invalid tier {str(value)[:40]!r}: use 1-64 letters, digits, '_' or '-'")
+    return value
+
+
 def validate_scope(value: str) -> str:
     """Check a scope name and return it.
 
@@ -126,6 +143,7 @@ class KeyInfo:
     scopes: frozenset[str]
     created_at: datetime
     revoked_at: datetime | None
+    tier: str = DEFAULT_TIER
 
     @property
     def active(self) -> bool:
@@ -158,7 +176,8 @@ class ApiKeys:
 
     The file is written with mode 0600, atomically (a temporary file, then ``os.replace``),
     under an exclusive ``flock`` on ``<file>.lock`` so that concurrent writers never lose a
-    key. :meth:`verify` keeps the parsed file and re-reads it only when its modification
+    key. Each record names the key's rate-limit tier (records written before tiers existed
+    have none and are tier ``default``). :meth:`verify` keeps the parsed file and re-reads it only when its modification
     time, size or inode changed, so a key revoked by another process (``bulwark keys
     revoke``) is refused from the next request on. ``clock`` stamps creation and
     revocation times.
@@ -171,17 +190,21 @@ class ApiKeys:
         self._cache: tuple[_Signature, dict[str, _Entry]] | None = None
 
     def create(
-        self, *, tenant_id: str, user_id: str, scopes: Iterable[str] = ()
+        self, *, tenant_id: str, user_id: str, scopes: Iterable[str] = (), tier: str = DEFAULT_TIER
     ) -> tuple[KeyInfo, str]:
-        """Make a key for a user of a tenant; return its description and the full key.
+        """Make a key for a user of a tenant, in rate-limit tier ``tier``; return its
+        description and the full key.
 
         The key is returned only here: the file keeps its hash, so show it to the user now.
+        Whether the server defines the tier is for the caller to check (``bulwark keys
+        create`` does); a key of a tier the server does not define is refused (403).
 
         Raises:
-            ValueError: an invalid tenant id, user id or scope.
+            ValueError: an invalid tenant id, user id, scope or tier name.
         """
         validate_id("tenant", tenant_id)
         validate_id("user", user_id)
+        validate_tier(tier)
         scope_set = frozenset(validate_scope(scope) for scope in scopes)
         secret = secrets.token_urlsafe(KEY_SECRET_BYTES)
         with self._locked():
@@ -196,6 +219,7 @@ class ApiKeys:
                 scopes=scope_set,
                 created_at=self.clock().astimezone(UTC),
                 revoked_at=None,
+                tier=tier,
             )
             records[key_id] = {
                 "sha256": _sha256(secret),
@@ -204,6 +228,7 @@ class ApiKeys:
                 "scopes": sorted(scope_set),
                 "created_at": info.created_at.isoformat(),
                 "revoked_at": None,
+                "tier": tier,
             }
             self._write_records(records)
         return info, f"{KEY_PREFIX}{key_id}_{secret}"
@@ -276,11 +301,13 @@ class ApiKeys:
                 scopes=frozenset(validate_scope(scope) for scope in record["scopes"]),
                 created_at=datetime.fromisoformat(record["created_at"]),
                 revoked_at=None if revoked is None else datetime.fromisoformat(revoked),
+                tier=validate_tier(record.get("tier", DEFAULT_TIER)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{self.path}: key {key_id!r} is not a valid record ({exc})") from None
         identity = Identity(
-            tenant_id=info.tenant_id, user_id=info.user_id, scopes=info.scopes, credential=key_id
+            tenant_id=info.tenant_id, user_id=info.user_id, scopes=info.scopes, credential=key_id,
+            tier=info.tier,
         )
         return _Entry(digest, info, identity)
 
@@ -378,7 +405,8 @@ class JwtVerifier:
     does not hold. Tokens must name their key (``kid``). Tenant, user and scopes come from
     the ``tenant_claim``, ``user_claim`` and ``scopes_claim`` claims; scopes are a
     space-separated string or a list of strings, and those that are not valid scope names
-    are dropped.
+    are dropped. The rate-limit tier comes from ``tier_claim`` (absent: ``default``; not a
+    valid tier name: refused); whether the server defines it is checked by the server.
 
     Raises:
         ValueError: on construction, for neither or both of ``secret`` and ``jwks``, a short
@@ -395,6 +423,7 @@ class JwtVerifier:
         tenant_claim: str = "tenant_id",
         user_claim: str = "sub",
         scopes_claim: str = "scope",
+        tier_claim: str = "tier",
         leeway: float = 0,
     ) -> None:
         if (secret is None) == (jwks is None):
@@ -406,6 +435,7 @@ class JwtVerifier:
         self.tenant_claim = tenant_claim
         self.user_claim = user_claim
         self.scopes_claim = scopes_claim
+        self.tier_claim = tier_claim
         self.leeway = leeway
         self._secret: bytes | None = None
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -528,6 +558,7 @@ class JwtVerifier:
             user_id=user_id,
             scopes=self._scopes(claims),
             credential=f"jwt:{jti}" if isinstance(jti, str) and jti else f"jwt:{user_id}",
+            tier=self._tier(claims),
         )
 
     @staticmethod
@@ -539,6 +570,17 @@ class JwtVerifier:
             raise CredentialError(
                 f"invalid token: claim {claim!r} is not a valid {kind} id "
                 "(1-128 letters, digits, '_', '@', '+' or '-')"
+            )
+        return value
+
+    def _tier(self, claims: Mapping[str, Any]) -> str:
+        value = claims.get(self.tier_claim)
+        if value is None:
+            return DEFAULT_TIER
+        if not isinstance(value, str) or not TIER_PATTERN.fullmatch(value):
+            raise CredentialError(
+                f"invalid token: claim {self.tier_claim!r} is not a valid tier name "
+                "(1-64 letters, digits, '_' or '-')"
             )
         return value
 
@@ -643,6 +685,7 @@ def authenticator(settings: Settings) -> Authenticator:
             tenant_claim=settings.jwt_tenant_claim,
             user_claim=settings.jwt_user_claim,
             scopes_claim=settings.jwt_scopes_claim,
+            tier_claim=settings.jwt_tier_claim,
         )
     except ValueError as exc:
         variable = "BULWARK_JWT_SECRET" if settings.jwt_secret is not None else "BULWARK_JWT_JWKS"
