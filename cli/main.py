@@ -132,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the agent on the LangGraph server")
     serve.add_argument("--host", help="bind address (default: BULWARK_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: BULWARK_PORT or 8024)")
+    serve.add_argument(
+        "--prod", action="store_true",
+        help="the production engine (aegra) on DATABASE_URL (Postgres) and REDIS_URL, for several replicas",
+    )
 
     commands.add_parser("graph", help="print the agent graph as Mermaid")
 
@@ -194,6 +198,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--scope", type=_checked("scope"), action="append", default=[],
         help="scope to grant, such as admin (repeatable)",
+    )
+    create.add_argument(
+        "--tier", default="default",
+        help="rate-limit tier, one of BULWARK_RATE_LIMIT_TIERS (default: default, the flat limits)",
     )
     key_actions.add_parser("list", help="show every key (never its secret)")
     revoke = key_actions.add_parser("revoke", help="revoke a key: the server refuses it from the next request")
@@ -409,6 +417,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             f"refusing to serve on {host} without authentication: set BULWARK_AUTH=keys "
             "(and create keys with bulwark keys create) or BULWARK_AUTH=jwt, or bind to 127.0.0.1"
         )
+    if args.prod:
+        from bulwark.server.engine import backends
+
+        found = backends(settings, os.environ)
     data_dir = settings.ensure_data_dir()
     # The LangGraph server would silently move to a random port; clients need this one.
     with socket.socket() as probe:
@@ -419,14 +431,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 f"cannot listen on {host}:{port} ({exc.strerror}): "
                 "choose another port with --port or BULWARK_PORT"
             ) from None
-    # Where the in-memory server keeps its own files (./.langgraph_api): under the data dir.
+    # Where the server keeps its own files (./.langgraph_api, aegra.json): under the data dir.
     os.environ.update(OFFLINE_ENV | _pinned_paths(settings))
     workdir = data_dir / "server"
     workdir.mkdir(exist_ok=True)
     os.chdir(workdir)
-    from langgraph_api.cli import run_server
-
-    print(f"Serving the Bulwark agent (model {settings.model}) on http://{host}:{port}")
+    engine = "the production engine (aegra) on Postgres and Redis" if args.prod else "the LangGraph server"
+    print(f"Serving the Bulwark agent (model {settings.model}) with {engine} on http://{host}:{port}")
     print(f"  try: curl -s http://{host}:{port}/ok   ·   Python: langgraph_sdk.get_client(url=...)")
     if settings.auth == "none":
         print(
@@ -440,6 +451,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "bulwark keys create --tenant T --user U",
             file=sys.stderr,
         )
+    if args.prod:
+        from bulwark.server.engine import serve
+
+        serve(settings, found, host=host, port=port, workdir=workdir)
+        return 0
+    from langgraph_api.cli import run_server
+
     # Paths, not imports: the server loads these files itself, once.
     module, auth_module, routes_module = (find_spec(name).origin for name in ("bulwark.graphs.platform", "bulwark.server.auth", "bulwark.server.routes"))  # type: ignore[union-attr]
     run_server(
@@ -455,6 +473,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         env=dict(OFFLINE_ENV),
         server_level="WARNING",
         n_jobs_per_worker=settings.server_jobs,
+        # langgraph-api vets a run's webhook URL before the auth handler takes it (Bulwark
+        # then checks and sends it itself): let loopback receivers through when allowed.
+        webhooks={"url": {"disable_loopback": False}} if settings.webhook_allow_private else None,
     )
     return 0
 
@@ -590,10 +611,16 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
     keys = ApiKeys(settings.resolved_api_keys_file)
     if args.action == "create":
-        info, key = keys.create(tenant_id=args.tenant, user_id=args.user, scopes=args.scope)
+        tiers = sorted({"default", *settings.rate_limit_tiers})
+        if args.tier not in tiers:
+            raise UsageError(
+                f"unknown tier {args.tier[:64]!r}: use one of {', '.join(tiers)} (tiers are set by BULWARK_RATE_LIMIT_TIERS)"
+            )
+        info, key = keys.create(tenant_id=args.tenant, user_id=args.user, scopes=args.scope, tier=args.tier)
         print(key)  # alone on stdout, for `KEY=$(bulwark keys create ...)`
         print(
-            f"key id {info.key_id} for user {info.user_id!r} (tenant {info.tenant_id!r}); "
+            f"key id {info.key_id} for user {info.user_id!r} (tenant {info.tenant_id!r}"
+            f"{'' if info.tier == 'default' else f', tier {info.tier!r}'}); "
             "store it now, it is not shown again",
             file=sys.stderr,
         )

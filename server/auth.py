@@ -19,17 +19,22 @@ any deployment of that file enforce it. The model (README, "Security"):
   stores it (:mod:`bulwark.guardrails.intake`): malformed input is a 422, oversize a 413,
   and nothing is stored; the graph then never sees a raw client message.
 - **How often.** Each request takes a token for its credential and its tenant, each new
-  run or cron one more (:mod:`bulwark.server.limits`); an empty bucket is a 429 with
-  ``Retry-After``, before anything is started or stored.
+  run or cron one more; a new run also needs its tenant's model tokens positive and a free
+  concurrent-run slot (a lease the graph's audit node gives back), all sized by the
+  credential's tier (:mod:`bulwark.server.limits`). Over a limit is a 429 with
+  ``Retry-After``, before anything is started or stored; a tier the settings do not define
+  is a 403.
 
 Handlers accept both shapes of servers: header keys as bytes (langgraph-api) or str
-(aegra), and ``metadata`` missing or ``None``.
+(aegra), the user as a mapping (langgraph-api) or an object (aegra), and ``metadata``
+missing or ``None``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,7 +48,8 @@ from bulwark.memory.longterm import KNOWLEDGE, MEMORIES
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.observability.logs import install_log_redaction
 from bulwark.server.credentials import CredentialError, Identity, authenticator
-from bulwark.server.limits import RateLimited, RateLimits
+from bulwark.server.limits import LEASE_KEY, TIER_KEY, RateLimited, RateLimits, UnknownTier
+from bulwark.server.webhooks import WebhookError, bind, check_url
 from bulwark.settings import load_settings
 
 TENANT, OWNER = "tenant_id", "owner"
@@ -57,6 +63,7 @@ _authn = authenticator(settings)
 _rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
 _intake = IntakePolicy.from_settings(settings)
 _limits = RateLimits.from_settings(settings)
+_webhook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 install_log_redaction(_rails.policy)
 
 auth = Auth()
@@ -92,6 +99,8 @@ async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict
         await _limits.request(who)
     except RateLimited as exc:
         raise ServerHTTPException(429, str(exc), headers=_retry_after(exc)) from None
+    except UnknownTier as exc:  # a genuine credential the server has no limits for
+        raise ServerHTTPException(403, str(exc)) from None
     return {
         "identity": f"{who.tenant_id}/{who.user_id}",
         "display_name": who.user_id,
@@ -100,6 +109,7 @@ async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict
         TENANT: who.tenant_id,
         "user_id": who.user_id,
         "credential": who.credential,
+        "tier": who.tier,
     }
 
 
@@ -107,29 +117,58 @@ def _retry_after(exc: RateLimited) -> dict[str, str]:
     return {"Retry-After": str(exc.retry_after_s)}
 
 
-async def _take_run(who: Identity) -> None:
-    """Take a new-run token for ``who``: a 429 with ``Retry-After`` when there is none."""
+async def _take_run(who: Identity, *, lease: str | None = None) -> None:
+    """Admit a new run (with its ``lease`` id) or cron (none) for ``who``: a 429 with
+    ``Retry-After`` when over a limit."""
     try:
-        await _limits.run(who)
+        await _limits.run(who, lease=lease)
     except RateLimited as exc:
         raise Auth.exceptions.HTTPException(status_code=429, detail=str(exc), headers=_retry_after(exc)) from None
+    except UnknownTier as exc:
+        raise _fail(403, str(exc)) from None
+
+
+async def _admit_run(kwargs: dict, who: Identity, *, run_id: object) -> None:
+    """Admit a new run under its run id (aegra has none yet: a fresh id), and write its tier
+    and lease id into its ``configurable``, replacing whatever the client sent there, for
+    the graph's agent and audit nodes (they debit the tokens and give the lease back)."""
+    lease = str(run_id) if run_id is not None else str(uuid.uuid4())
+    await _take_run(who, lease=lease)
+    config = kwargs.get("config")
+    if not isinstance(config, dict):
+        config = kwargs["config"] = {}
+    if not isinstance(config.get("configurable"), dict):
+        config["configurable"] = {}
+    config["configurable"][TIER_KEY] = who.tier
+    config["configurable"][LEASE_KEY] = lease if _limits.leases(who) else None
+
+
+def _claim(user: Any, key: str) -> Any:
+    """A field :func:`authenticate` returned: by key on langgraph-api's user, by attribute
+    on aegra's (a pydantic model keeping the extra fields)."""
+    return user[key] if hasattr(user, "__getitem__") else getattr(user, key)
 
 
 def _who(ctx: Auth.types.AuthContext) -> Identity:
     user = ctx.user
     try:
-        tenant, user_id = user[TENANT], user["user_id"]  # type: ignore[index]
-        credential = user["credential"]  # type: ignore[index]
-    except (KeyError, TypeError):
+        tenant, user_id, credential, tier = (_claim(user, key) for key in (TENANT, "user_id", "credential", "tier"))
+    except (KeyError, TypeError, AttributeError):
         raise _fail(403, "this server accepts only Bulwark credentials") from None
     return Identity(
-        tenant_id=tenant, user_id=user_id, scopes=frozenset(ctx.permissions), credential=credential
+        tenant_id=tenant, user_id=user_id, scopes=frozenset(ctx.permissions), credential=credential, tier=tier
     )
 
 
-def _owned_by(who: Identity) -> dict[str, str]:
-    """The filter on what ``who`` may see: its own, or its tenant's for an admin."""
-    return {TENANT: who.tenant_id} if who.is_admin else {TENANT: who.tenant_id, OWNER: who.user_id}
+def _owned_by(who: Identity, ctx: Auth.types.AuthContext) -> dict[str, str]:
+    """The filter on what ``who`` may see: its own, or its tenant's for an admin.
+
+    aegra (its user is an object, not a mapping) overwrites ``metadata.owner`` with the
+    identity and keeps every thread, run and cron to its identity itself: there the filter
+    is the tenant alone."""
+    if who.is_admin or not hasattr(ctx.user, "__getitem__"):
+        return {TENANT: who.tenant_id}
+    return {TENANT: who.tenant_id, OWNER: who.user_id}
 
 
 def _stamp(value: dict, who: Identity) -> None:
@@ -160,42 +199,50 @@ async def _thread_create(ctx: Auth.types.AuthContext, value: dict) -> None:
 @auth.on.crons.search
 async def _owner_access(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
     """Reads, deletes and searches of threads (their runs too) and crons: owners only."""
-    return _owned_by(_who(ctx))
+    return _owned_by(_who(ctx), ctx)
 
 
 @auth.on.threads.update
 async def _thread_update(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
     who = _who(ctx)
-    if "action" in value:  # cancelling or rolling back its runs
-        return _owned_by(who)
+    if "action" in value or "run_id" in value:  # cancelling or rolling back its runs (aegra: by run id)
+        return _owned_by(who, ctx)
     if "metadata" not in value and not who.is_admin:
         # update_state: writing messages or verdicts into a thread would skip the rails.
         raise _fail(403, "changing a thread's state needs the admin scope; send a run instead")
     if value.get("metadata"):
         _stamp(value, who)
-    return _owned_by(who)
+    return _owned_by(who, ctx)
 
 
 @auth.on.threads.create_run
-async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str] | None:
     who = _who(ctx)
     _stamp(value, who)
-    kwargs = value["kwargs"]
-    # Without a context the server fills it from the client's configurable, which may
+    # langgraph-api nests the run's fields under "kwargs"; aegra passes them flat, as sent.
+    nested = "kwargs" in value
+    kwargs = value["kwargs"] if nested else value
+    # Without a context langgraph-api fills it from the client's configurable, which may
     # carry other keys; with one, it marks the configurable it derives from it.
-    given = bool((kwargs.get("config") or {}).get("configurable", {}).get("__context_provided__"))
+    given = bool((kwargs.get("config") or {}).get("configurable", {}).get("__context_provided__")) or not nested
     await _prepare_run(kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given)
-    await _take_run(who)  # last: a run refused for bad input costs no token
-    return _owned_by(who)
+    await _admit_run(kwargs, who, run_id=value.get("run_id"))  # last: a run refused for bad input costs nothing
+    # aegra checks the thread's owner itself and takes the prepared context and config
+    # only from a handler that returns no filter (server/engine_routes.py prepares the rest).
+    return _owned_by(who, ctx) if nested else None
 
 
 async def _prepare_run(
-    kwargs: dict, who: Identity, *, run_id: object, metadata: Mapping, context_given: bool
+    kwargs: dict, who: Identity, *, run_id: object, metadata: Mapping, context_given: bool, cron: bool = False
 ) -> None:
-    """Validate and screen a run's kwargs in place: context from the identity, input
-    screened and redacted, only ``resume`` commands, no webhook without ``admin``."""
-    if kwargs.get("webhook") and not who.is_admin:
-        raise _fail(403, "webhooks need the admin scope")
+    """Validate and screen a run's (or cron's) kwargs in place: context from the identity,
+    input screened and redacted, only ``resume`` commands, webhooks for ``admin`` only and
+    taken from the engine (:mod:`bulwark.server.webhooks` signs and sends them)."""
+    webhook = kwargs.pop("webhook", None) or None
+    if webhook is not None:
+        if not who.is_admin:
+            raise _fail(403, "webhooks need the admin scope")
+        webhook = _webhook_url(webhook, cron=cron)
     options = {key: kwargs.get(key) for key in ("config", "context", "command")} | {"metadata": metadata}
     if len(json.dumps(options, default=str)) > MAX_OPTIONS_BYTES:
         raise _fail(413, f"the run's config, context, command and metadata exceed {MAX_OPTIONS_BYTES} bytes")
@@ -216,6 +263,8 @@ async def _prepare_run(
     kwargs["context"] = {"tenant_id": who.tenant_id, "user_id": who.user_id, "request_id": request_id or str(run_id)}
     if isinstance(config.get("configurable"), dict):
         config["configurable"].update(kwargs["context"])
+    if not cron:  # a cron's configurable stays empty: langgraph-api refuses one next to a context
+        bind(kwargs, webhook, request_id=kwargs["context"]["request_id"], secret=_webhook_secret)
     if kwargs.get("command") is not None:
         kwargs["command"] = _resume_command(kwargs["command"])
     if kwargs.get("input") is not None:
@@ -225,6 +274,18 @@ async def _prepare_run(
             )
         except InputError as exc:
             raise _fail(exc.status, str(exc)) from None
+
+
+def _webhook_url(url: object, *, cron: bool) -> str:
+    """The checked URL of a run's webhook; a 422 when it is refused."""
+    if cron:
+        raise _fail(422, "webhooks on crons are not supported yet: give the webhook to each run")
+    if _webhook_secret is None:
+        raise _fail(422, "webhooks are off on this server: it has no signing secret (BULWARK_WEBHOOK_SECRET)")
+    try:
+        return check_url(url, allow_private=settings.webhook_allow_private)
+    except WebhookError as exc:
+        raise _fail(422, str(exc)) from None
 
 
 def _decision(value: Any, where: str) -> Any:
@@ -261,18 +322,21 @@ async def _cron_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, st
     who = _who(ctx)
     _stamp(value, who)
     await _prepare_run(
-        value.setdefault("payload", {}), who, run_id=value.get("cron_id"), metadata=value["metadata"], context_given=True
+        value.setdefault("payload", {}), who, run_id=value.get("cron_id"), metadata=value["metadata"],
+        context_given=True, cron=True,
     )
     await _take_run(who)
-    return _owned_by(who)
+    return _owned_by(who, ctx)
 
 
 @auth.on.crons.update
 async def _cron_update(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
     who = _who(ctx)
     if value.get("payload"):
-        await _prepare_run(value["payload"], who, run_id=value.get("cron_id"), metadata={}, context_given=True)
-    return _owned_by(who)
+        await _prepare_run(
+            value["payload"], who, run_id=value.get("cron_id"), metadata={}, context_given=True, cron=True
+        )
+    return _owned_by(who, ctx)
 
 
 # -- assistants ------------------------------------------------------------------------------
@@ -327,14 +391,19 @@ def _scope(namespace: Sequence[str] | None, who: Identity, *, write: bool) -> tu
 
 
 @auth.on.store
-async def _store(ctx: Auth.types.AuthContext, value: dict) -> None:
+async def _store(ctx: Auth.types.AuthContext, value: dict) -> dict[str, list[str]] | None:
     who = _who(ctx)
     if ctx.action == "list_namespaces":
+        if "prefix" in value:  # aegra: it lists under the prefix this returns, and only
+            prefix = _scope(value.get("prefix"), who, write=False)  # within one's own memories
+            if prefix[:1] == (MEMORIES,) and len(prefix) < 3:
+                prefix = (MEMORIES, who.tenant_id, who.user_id)
+            return {"prefix": list(prefix)}
         value["namespace"] = _scope(value.get("namespace"), who, write=False)
-        return
+        return None
     # Items and searches name a namespace inside one the caller may reach, never above it.
     write = ctx.action in ("put", "delete")
-    asked = tuple(value["namespace"])
+    asked = tuple(value["namespace"] if "namespace" in value else value["namespace_prefix"])  # aegra: search's own key
     if _scope(asked, who, write=write) != asked:
         raise _fail(403, "you may write only your own memories") if write else _not_found()
 

@@ -114,7 +114,8 @@ async def test_alice_uses_threads_runs_and_store(world, alice_data) -> None:
     assert "<EMAIL>" in texts[0] and PII["email"] not in " ".join(texts)
     assert [t["thread_id"] for t in await alice.threads.search()] == [thread]
     metadata = (await alice.threads.get(thread))["metadata"]
-    assert metadata["tenant_id"] == "acme" and metadata["owner"] == "alice"
+    # langgraph-api keeps the owner Bulwark stamps; aegra overwrites it with the identity.
+    assert metadata["tenant_id"] == "acme" and metadata["owner"] in ("alice", "acme/alice")
     found = await alice.store.search_items(["memories", "acme", "alice"], query="secret code")
     assert "my secret code is 4417" in [i["value"]["text"] for i in found["items"]]
     assert await alice.store.list_namespaces() == {"namespaces": [["memories", "acme", "alice"]]}
@@ -212,13 +213,14 @@ async def test_another_user_cannot_reach_alices_data(world, alice_data, attacker
         them.threads.get(thread),
         them.threads.get_state(thread),
         them.threads.get_history(thread),
-        them.runs.list(thread),
         them.store.search_items(alice_ns),
         them.store.search_items(["memories"]),
         them.store.search_items(["memories", "acme"]),
         them.store.get_item(alice_ns, "city"),
     ):
         assert await _status(call) == 404
+    # Her thread's runs: 404 on langgraph-api, an empty list on aegra (it lists one's own runs).
+    assert await _status(them.runs.list(thread)) == 404 or await them.runs.list(thread) == []
     assert await them.store.list_namespaces(prefix=["memories"]) == {"namespaces": []}
     assert await them.store.list_namespaces() == {"namespaces": []}
 
@@ -232,10 +234,10 @@ async def test_another_user_cannot_reach_alices_data(world, alice_data, attacker
         them.crons.create_for_thread(thread, "agent", schedule="* * * * *", input=_ask("hi")),
     ):
         assert await _status(call) in (403, 404)
-    # The server answers a copy of a thread it cannot find with 409, for a foreign thread as
-    # for one that never existed, so it confirms nothing.
-    assert await _status(them.threads.copy(thread)) == 409
-    assert await _status(them.threads.copy("01a230fb-0000-7000-8000-000000000000")) == 409
+    # The server answers a copy of a thread it cannot find alike (409 on langgraph-api, 404 on
+    # aegra), for a foreign thread as for one that never existed, so it confirms nothing.
+    foreign, missing = [await _status(them.threads.copy(t)) for t in (thread, "01a230fb-0000-7000-8000-000000000000")]
+    assert foreign == missing and foreign in (404, 409)
 
     runs = await _client(world, "alice").runs.list(thread)
     assert await _status(them.runs.get(thread, runs[0]["run_id"])) == 404
@@ -285,8 +287,9 @@ async def test_only_admins_manage_assistants_and_webhooks(world) -> None:
 async def test_crons_are_their_owners(world) -> None:
     alice, bob = _client(world, "alice"), _client(world, "bob")
     thread = (await alice.threads.create())["thread_id"]
-    cron = await alice.crons.create_for_thread(thread, "agent", schedule="0 0 1 1 *", input=_ask("happy new year"))
-    assert [c["cron_id"] for c in await alice.crons.search()] == [cron["cron_id"]]
+    await alice.crons.create_for_thread(thread, "agent", schedule="0 0 1 1 *", input=_ask("happy new year"))
+    (cron,) = await alice.crons.search()  # aegra answers the create with a run, not the cron
+    assert cron["thread_id"] == thread
     assert await bob.crons.search() == []
     assert await _status(bob.crons.delete(cron["cron_id"])) == 404
     assert await _status(alice.crons.create(
@@ -381,7 +384,8 @@ async def test_no_raw_pii_in_any_file_or_log(world, alice_data) -> None:
     server wrote, nor in its log."""
     server, keys = world
     await asyncio.sleep(1)  # let the server flush its own state files
-    secrets = PII | {f"key of {user}": key.rsplit("_", 1)[1] for user, key in keys.items()}
+    # bwk_<id>_<secret>: the secret may hold "_" itself, so split off the id, not the tail.
+    secrets = PII | {f"key of {user}": key.split("_", 2)[2] for user, key in keys.items()}
     leaks = {}
     for path in [p for p in server.work.rglob("*") if p.is_file()]:
         data = path.read_bytes()
@@ -471,3 +475,131 @@ async def test_unreachable_signing_keys_are_503_not_401(tmp_path: Path) -> None:
     with running("bulwark serve", tmp_path, BULWARK_AUTH="jwt", BULWARK_JWT_JWKS=jwks) as server:
         client = get_client(url=server.url, headers={"Authorization": f"Bearer {token}"})
         assert await _status(client.threads.search()) == 503
+
+
+# -- the runs WebSocket and webhooks -------------------------------------------------------------
+
+
+def _ws_url(server: Server, thread: str, query: str = "") -> str:
+    return f"{server.url.replace('http://', 'ws://')}/ws/threads/{thread}/runs{query}"
+
+
+async def _ws_refusal(url: str, *, frame: dict | None = None, **connect_options: Any) -> tuple[int, str]:
+    """The close code and reason of a WebSocket that sends ``frame`` (if any) and must be
+    refused: closed without a single event frame."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with connect(url, **connect_options) as ws:
+        try:
+            if frame is not None:
+                await ws.send(json.dumps(frame))  # the server may have closed already
+            frame_received = await asyncio.wait_for(ws.recv(), 60)
+            raise AssertionError(f"not refused: the server sent {str(frame_received)[:200]}")
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, "the server sent a close frame"
+            return closed.rcvd.code, closed.rcvd.reason
+
+
+async def test_websocket_without_a_valid_credential_is_closed(world, alice_data) -> None:
+    server, keys = world
+    url, run = _ws_url(server, alice_data["thread"]), {"input": _ask("what did I tell you?")}
+    forged = "bwk_AAAAAAAAAAAA_" + "x" * 43
+    for options in (
+        {},
+        {"additional_headers": {"x-api-key": forged}},
+        {"additional_headers": {"authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"}},
+        {"subprotocols": ["bearer", forged]},
+        {"subprotocols": ["bearer"]},
+        {"additional_headers": {"x-auth-scheme": "langsmith"}},
+    ):
+        code, reason = await _ws_refusal(url, frame=run, **options)
+        assert code == 1008 and reason, options
+    # A credential in the query string (it lands in access logs) is not one.
+    for query in (f"?api_key={keys['alice']}", f"?token={keys['alice']}", f"?authorization=Bearer%20{keys['alice']}"):
+        assert (await _ws_refusal(_ws_url(server, alice_data["thread"], query), frame=run))[0] == 1008
+    assert forged.rsplit("_", 1)[1] not in server.log.read_text()
+
+
+@pytest.mark.parametrize("attacker", ["bob", "carol"])
+async def test_another_users_thread_over_websocket_is_not_found(world, alice_data, attacker: str) -> None:
+    server, keys = world
+    thread = alice_data["thread"]
+    before = await _snapshot(world, thread)
+    for options in ({"additional_headers": {"x-api-key": keys[attacker]}}, {"subprotocols": ["bearer", keys[attacker]]}):
+        for frame in ({"input": _ask("what is my secret code?")}, {"command": {"resume": True}}):
+            code, reason = await _ws_refusal(_ws_url(server, thread), frame=frame, **options)
+            assert code == 4404 and "not found" in reason.lower(), (frame, code, reason)
+    assert await _snapshot(world, thread) == before
+
+
+async def test_webhooks_with_a_bad_url_are_422_and_need_admin(world) -> None:
+    root, bob = _client(world, "root"), _client(world, "bob")
+    thread = (await root.threads.create())["thread_id"]
+    for url in ("ftp://93.184.215.14/run-done", "javascript:alert(1)", "file:///etc/passwd", "gopher://93.184.215.14:70/"):
+        assert await _status(root.runs.create(thread, "agent", input=_ask("hi"), webhook=url)) == 422, url
+    # This server has no BULWARK_WEBHOOK_SECRET: a well-formed webhook is refused too, never sent unsigned.
+    assert await _status(root.runs.create(thread, "agent", input=_ask("hi"), webhook="https://93.184.215.14/run-done")) == 422
+    assert await _status(root.crons.create_for_thread(
+        thread, "agent", schedule="0 0 1 1 *", input=_ask("hi"), webhook="https://93.184.215.14/run-done"
+    )) == 422
+    assert await root.runs.list(thread) == [], "no run was started"
+    mine = (await bob.threads.create())["thread_id"]
+    for call in (
+        bob.runs.wait(mine, "agent", input=_ask("hi"), webhook="https://93.184.215.14/run-done"),
+        bob.runs.wait(None, "agent", input=_ask("hi"), webhook="https://93.184.215.14/run-done"),
+        bob.crons.create("agent", schedule="0 0 1 1 *", input=_ask("hi"), webhook="https://93.184.215.14/run-done"),
+    ):
+        assert await _status(call) == 403
+    assert await bob.runs.list(mine) == []
+
+
+async def test_stored_runs_hold_no_raw_pii(world, alice_data) -> None:
+    """Alice's runs as the server returns them (metadata, and kwargs where the engine shows
+    them): redacted input, and no webhook."""
+    runs = await _client(world, "alice").runs.list(alice_data["thread"])
+    assert len(runs) == 3
+    stored = json.dumps(runs, default=str)
+    assert [kind for kind, value in PII.items() if value in stored] == []
+    assert all((run.get("kwargs") or {}).get("webhook") is None for run in runs)
+
+
+async def test_a_rate_limit_tier_comes_from_the_credential_never_from_the_request(tmp_path: Path) -> None:
+    """A client claiming a better tier in its run's metadata, config or context gets nothing
+    for it; a token naming a tier the server does not define is refused (403)."""
+    tiers = {"free": {"runs_per_minute": 1}, "gold": {"runs_per_minute": 1000}}
+    env = {"BULWARK_AUTH": "jwt", "BULWARK_JWT_SECRET": SECRET, "BULWARK_JWT_AUDIENCE": "bulwark",
+           "BULWARK_RATE_LIMIT_TIERS": json.dumps(tiers)}
+    with running("bulwark serve", tmp_path, **env) as server:
+        def client(claims: dict[str, Any]):
+            return get_client(url=server.url, headers={"Authorization": f"Bearer {_token(claims)}"})
+
+        alice = client({"sub": "alice", "tenant_id": "acme", "tier": "free"})
+        thread = (await alice.threads.create(metadata={"tier": "gold"}))["thread_id"]
+        gold = {"tier": "gold", "bulwark_tier": "gold", "bulwark_lease": None}
+        first = await alice.runs.create(thread, "agent", input=_ask("hi"), metadata=gold, config={"configurable": gold})
+        await alice.runs.join(thread, first["run_id"])
+        stored = await alice.runs.get(thread, first["run_id"])
+        configurable = ((stored.get("kwargs") or {}).get("config") or {}).get("configurable") or {}
+        # The handler wrote the credential's tier and the run's own lease over the claims.
+        assert (configurable.get("bulwark_tier"), configurable.get("bulwark_lease")) == ("free", first["run_id"]), configurable
+        for claim in (
+            alice.runs.create(thread, "agent", input=_ask("hi"), metadata=gold, config={"configurable": gold}),
+            alice.runs.create(thread, "agent", input=_ask("hi"), config={"metadata": gold, "tags": ["gold"]}),
+            alice.runs.wait(None, "agent", input=_ask("hi"), metadata=gold),
+        ):
+            assert await _status(claim) == 429  # the free tier's one run a minute is spent
+        assert await _status(alice.runs.create(thread, "agent", input=_ask("hi"), context={"tier": "gold"})) == 422
+        assert len(await alice.runs.list(thread)) == 1
+
+        bob = client({"sub": "bob", "tenant_id": "acme", "tier": "gold"})  # the credential decides
+        bobs = (await bob.threads.create())["thread_id"]
+        for _ in range(3):
+            await bob.runs.wait(bobs, "agent", input=_ask("hi"))
+        for claims in ({"sub": "eve", "tenant_id": "acme", "tier": "platinum"}, {"sub": "eve", "tenant_id": "acme", "tier": "default "}):
+            eve = client(claims)
+            assert await _status(eve.threads.search()) in (401, 403)
+        refused = httpx.post(f"{server.url}/threads/search", json={}, headers={
+            "Authorization": f"Bearer {_token({'sub': 'eve', 'tenant_id': 'acme', 'tier': 'platinum'})}"})
+        assert refused.status_code == 403
+        assert refused.json()["detail"] == "this credential's rate-limit tier 'platinum' is not configured on this server"

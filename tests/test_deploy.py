@@ -9,9 +9,11 @@
 - the Istio VirtualService and DestinationRule are validated against
   ``deploy/k8s/schemas/istio-networking-v1.minimal.schema.json``, a minimal hand-written
   schema (Istio's CRD schemas are not obtainable offline; see the README there);
-- the image's command runs as the image runs it: ``bulwark serve`` with the image's ``ENV``
-  (from the Dockerfile), ``BULWARK_AUTH=keys``, a data dir of its own, from a working
-  directory that is not the repository; the Dockerfile's own ``HEALTHCHECK`` must pass.
+- the image's command runs as the image runs it: ``bulwark serve --prod`` (from
+  ``.venv-prod``, Python 3.12 as in the image) with the image's ``ENV`` (from the
+  Dockerfile), ``BULWARK_AUTH=keys``, a PostgreSQL and a Valkey started for it, a data dir
+  of its own, from a working directory that is not the repository; the Dockerfile's own
+  ``HEALTHCHECK`` must pass (skipped, with the reason, without ``.venv-prod`` or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agent_server import free_port, server_env, stop
+from agent_server import PROD_BIN, free_port, prod_backends, server_env, stop
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -155,13 +157,14 @@ def _dockerfile_runtime() -> tuple[dict[str, str], list[str], list[str], int]:
 def test_dockerfile_runs_bulwark_serve_as_non_root_with_a_data_volume() -> None:
     env, health, cmd, port = _dockerfile_runtime()
     stage = (DEPLOY / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
-    assert cmd == ["bulwark", "serve"] and port == 8024 == int(env["BULWARK_PORT"])
+    assert cmd == ["bulwark", "serve", "--prod"] and port == 8024 == int(env["BULWARK_PORT"])
+    assert re.findall(r"^FROM (\S+)", (DEPLOY / "Dockerfile").read_text(), re.M) == ["python:3.12-slim"] * 2
     assert env["BULWARK_HOST"] == "0.0.0.0" and env["BULWARK_DATA_DIR"] == "/data"
     assert {"LANGGRAPH_CLI_NO_ANALYTICS", "LANGGRAPH_NO_VERSION_CHECK", "NEMO_GUARDRAILS_NO_USAGE_STATS"} <= set(env)
     assert re.search(r'^VOLUME \["/data"\]$', stage, re.M) and re.search(r"^USER 10001", stage, re.M)
     assert "/health" in health[-1]
     ignored = (REPO / ".dockerignore").read_text().split()
-    assert {".git", ".venv", ".bulwark", "tests"} <= set(ignored)
+    assert {".git", ".venv", ".venv-prod", ".bulwark", "tests"} <= set(ignored)
 
 
 # --- Kubernetes ---------------------------------------------------------------------------
@@ -207,16 +210,21 @@ def test_base_server_deployment() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["ports"][0]["containerPort"] == _dockerfile_runtime()[3]
     secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
-    assert secrets["BULWARK_OPENAI_API_KEY"] == secrets["BULWARK_JWT_SECRET"] == "bulwark-secrets"
+    assert secrets["BULWARK_OPENAI_API_KEY"] == secrets["BULWARK_JWT_SECRET"] == secrets["DATABASE_URL"] == "bulwark-secrets"
     config = _by_kind(resources, "ConfigMap")[container["envFrom"][0]["configMapRef"]["name"]]["data"]
     assert config["BULWARK_AUTH"] in ("keys", "jwt")  # bulwark serve refuses 0.0.0.0 without auth
-    # The URLs name the headless Services of the StatefulSets.
-    services = _by_kind(resources, "Service")
-    for url in (config["BULWARK_CHECKPOINTER_URL"], config["BULWARK_MEMORY_URL"]):
-        host, port = re.match(r"^\w+://([^:/]+):(\d+)", url).groups()
+    assert "BULWARK_CHECKPOINTER_URL" not in config  # the replicas share the effect journal on REDIS_URL
+    # Redis and Postgres: StatefulSets behind headless Services; DATABASE_URL (in the Secret,
+    # with its password) names bulwark-postgres:5432, as README "Deployment" creates it.
+    services, stateful = _by_kind(resources, "Service"), _by_kind(resources, "StatefulSet")
+    for url in (config["REDIS_URL"], "postgresql://bulwark@bulwark-postgres:5432/bulwark"):
+        host, port = re.match(r"^\w+://(?:[^@/]*@)?([^:/]+):(\d+)", url).groups()
         assert services[host]["spec"]["clusterIP"] == "None"
         assert int(port) in [p["port"] for p in services[host]["spec"]["ports"]]
-        assert _by_kind(resources, "StatefulSet")[host]["spec"]["serviceName"] == host
+        assert stateful[host]["spec"]["serviceName"] == host
+    (postgres,) = stateful["bulwark-postgres"]["spec"]["template"]["spec"]["containers"]
+    password = next(e for e in postgres["env"] if e["name"] == "POSTGRES_PASSWORD")
+    assert password["valueFrom"]["secretKeyRef"] == {"name": "bulwark-secrets", "key": "postgres-password"}
     hpa = _by_kind(resources, "HorizontalPodAutoscaler")["bulwark"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 20)
     assert {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["metrics"]} == {"cpu": 70, "memory": 80}
@@ -277,8 +285,9 @@ def _image_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def test_image_command_refuses_to_serve_without_auth(tmp_path: Path) -> None:
+    _, _, cmd, _ = _dockerfile_runtime()
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "bulwark"), "serve"], cwd=tmp_path,
+        [str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], cwd=tmp_path,
         env=_image_env(tmp_path, BULWARK_PORT=str(free_port())), capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0 and "refusing to serve on 0.0.0.0 without authentication" in result.stderr
@@ -291,28 +300,32 @@ def test_image_command_serves_health(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     port = free_port()
-    env = _image_env(tmp_path, BULWARK_AUTH="keys", BULWARK_PORT=str(port))
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
+    with prod_backends(tmp_path / "backends") as backends:
+        env = _image_env(
+            tmp_path, BULWARK_AUTH="keys", BULWARK_PORT=str(port),
+            DATABASE_URL=backends.database_url, REDIS_URL=backends.redis_url,
         )
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # the Dockerfile's HEALTHCHECK, run as the image runs it
-            assert proc.poll() is None, log.read_text()[-3000:]
-            check = subprocess.run([sys.executable, *health[1:]], env=env, capture_output=True, timeout=30)
-            if check.returncode == 0:
-                break
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
-            assert json.loads(response.read()) == {"status": "ok"}
-        with pytest.raises(urllib.error.HTTPError) as denied:  # auth is on
-            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/threads/search", data=b"{}"), timeout=5)
-        assert denied.value.code in (401, 403)
-    finally:
-        stop(proc)
+        log = tmp_path / "server.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [str(PROD_BIN / cmd[0]), *cmd[1:]], cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            deadline = time.monotonic() + 120
+            while True:  # the Dockerfile's HEALTHCHECK, run as the image runs it
+                assert proc.poll() is None, log.read_text()[-3000:]
+                check = subprocess.run([sys.executable, *health[1:]], env=env, capture_output=True, timeout=30)
+                if check.returncode == 0:
+                    break
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+                assert json.loads(response.read()) == {"status": "ok"}
+            with pytest.raises(urllib.error.HTTPError) as denied:  # auth is on
+                urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/threads/search", data=b"{}"), timeout=5)
+            assert denied.value.code in (401, 403)
+        finally:
+            stop(proc)
     # Everything it wrote is under the data dir (the pod mounts /data and /tmp only).
     assert not list(work.iterdir()) and not list((tmp_path / "home").iterdir())
     assert (tmp_path / "data" / "server").is_dir()

@@ -1,0 +1,159 @@
+"""The HTTP app the production engine mounts (``bulwark serve --prod``, ``http.app``).
+
+aegra takes ``http.app`` only as a FastAPI application, and adds its own API to that app;
+the probes of :mod:`bulwark.server.routes` are a Starlette app (what langgraph-api takes).
+This app serves those same routes, with their lifespan, from a FastAPI instance, plus
+``GET /ok``: the liveness path langgraph-api has built in and aegra has not, so clients and
+probes written for ``langgraph dev`` work unchanged. Bulwark's ``/health`` and ``/ready``
+come first, so they answer rather than aegra's routes of the same paths. ``redirect_slashes``
+is off: aegra's API is added to this router, and ``GET /health/`` must be a 404 as on
+langgraph-api, not a redirect to an open path.
+
+**Intake.** langgraph-api stores a run as the auth handler left it: the input screened and
+redacted, the context taken from the credential (:mod:`bulwark.server.auth`). aegra calls
+the same handlers on a copy of the request and stores the request as the client sent it,
+raw input included. So :class:`Intake` runs the handler's preparation
+(``_prepare_run``: validation, context from the identity, input rail, resume commands,
+webhooks) on the JSON body of every request that creates a run or a cron, before aegra reads
+it; a refusal is answered there with the handler's status (401 is left to aegra's own
+authentication). The handlers then run again inside aegra on the prepared body: they screen
+the input a second time (its result is dropped), take the run's rate-limit token, and still
+refuse what they refuse.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import jwt
+from fastapi import FastAPI
+from langgraph_sdk import Auth
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bulwark.server import auth, routes
+from bulwark.server.credentials import CredentialError
+
+RUN_CREATE = re.compile(r"^/(threads/[^/]+/)?runs(/stream|/wait|/crons)?$")
+"""POST paths that create a run or a cron (thread-bound or not)."""
+CRON_UPDATE = re.compile(r"^/runs/crons/[^/]+$")
+"""PATCH path that changes a cron's payload."""
+
+
+async def ok(request: Request) -> JSONResponse:
+    """Liveness as langgraph-api answers it: ``{"ok": true}``, no I/O, no credential."""
+    return JSONResponse({"ok": True})
+
+
+async def prepare(body: dict[str, Any], headers: Mapping[str, str], *, cron: bool, creating: bool) -> dict[str, Any]:
+    """``body`` as Bulwark's auth handler prepares a new run's or cron's fields (or a cron's
+    changed ones: not ``creating``), for the credential in ``headers``; unchanged when that
+    credential is not valid or cannot be checked now (the engine then answers it).
+
+    Raises:
+        Auth.exceptions.HTTPException: the handler's refusal (403, 413, 422).
+    """
+    try:
+        who = await auth._authn.authenticate(auth._header(headers, "authorization"), auth._header(headers, "x-api-key"))
+    except (CredentialError, jwt.PyJWKClientConnectionError):
+        return body
+    if creating:
+        auth._stamp(body, who)  # the run's (or cron's) own metadata: its owner
+    context = body.get("context")
+    if context is None:
+        context = body["context"] = {}
+    if isinstance(context, dict):  # the handler refuses any other context
+        # aegra has no run id yet: the request id ties the input's screening to its turn.
+        context.setdefault("request_id", str(uuid.uuid4()))
+    await auth._prepare_run(
+        body, who, run_id=None, metadata=body.get("metadata") or {}, context_given=True, cron=cron
+    )
+    return body
+
+
+class Intake:
+    """ASGI middleware: :func:`prepare` on the JSON body of run- and cron-creating requests."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = _which(scope)
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        raw = await _read(receive)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            try:
+                prepared = await prepare(body, _headers(scope), cron=kind != "run", creating=kind != "cron update")
+                raw = json.dumps(prepared).encode()
+            except Auth.exceptions.HTTPException as exc:
+                response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+                await response(scope, receive, send)
+                return
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        scope = {**scope, "headers": [*headers, (b"content-length", str(len(raw)).encode())]}
+        await self.app(scope, _replay(raw, receive), send)
+
+
+def _which(scope: Scope) -> Literal["run", "cron", "cron update"] | None:
+    """What the request does, if it creates a run or a cron or changes a cron; else None."""
+    if scope["type"] != "http":
+        return None
+    method, path = scope["method"], scope["path"]
+    if method == "POST" and (match := RUN_CREATE.match(path)):
+        return "cron" if match.group(2) == "/crons" else "run"
+    if method == "PATCH" and CRON_UPDATE.match(path):
+        return "cron update"
+    return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+
+
+async def _read(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` once, then whatever the client sends (disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+app = FastAPI(
+    title="Bulwark",
+    routes=[*routes.app.routes, Route("/ok", ok, methods=["GET"])],
+    lifespan=routes.app.router.lifespan_context,
+    redirect_slashes=False,
+)
+"""The FastAPI app aegra mounts: ``/health``, ``/ready`` (server/routes.py) and ``/ok``,
+with :class:`Intake` in front of aegra's API."""
+app.add_middleware(Intake)
