@@ -19,11 +19,17 @@ it; a refusal is answered there with the handler's status (401 is left to aegra'
 authentication). The handlers then run again inside aegra on the prepared body: they screen
 the input a second time (its result is dropped), take the run's rate-limit token, and still
 refuse what they refuse.
+
+**Readiness.** ``/ready`` checks what this engine depends on: the checkpointer URL (Redis:
+the effect journal and rate limits), the rails, and Postgres (``DATABASE_URL``), where aegra
+keeps threads, runs, checkpoints and the store with the agent's memories; the embedded
+memory store of ``bulwark serve`` is not used here, so it is not checked.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Mapping
@@ -44,6 +50,21 @@ RUN_CREATE = re.compile(r"^/(threads/[^/]+/)?runs(/stream|/wait|/crons)?$")
 """POST paths that create a run or a cron (thread-bound or not)."""
 CRON_UPDATE = re.compile(r"^/runs/crons/[^/]+$")
 """PATCH path that changes a cron's payload."""
+
+
+async def database_ready() -> None:
+    """Postgres answers a query (one short-lived connection)."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(os.environ["DATABASE_URL"], connect_timeout=2) as conn:
+        await conn.execute("SELECT 1")
+
+
+routes.readiness.checks = {
+    "checkpointer": routes.readiness.checks["checkpointer"],
+    "database": database_ready,
+    "rails": routes.readiness.checks["rails"],
+}
 
 
 async def ok(request: Request) -> JSONResponse:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent_server import LAUNCHERS, running
+from agent_server import LAUNCHERS, PROD, running
 from bulwark.memory.backends import EdgeCollection
 from bulwark.memory.store import open_memory_store
 from bulwark.persistence.checkpoints import open_checkpointer_for
@@ -24,6 +24,13 @@ from bulwark.settings import Settings, load_settings
 from qdrant_server import QdrantTestServer
 
 ALL_OK = {"checkpointer": "ok", "memory": "ok", "rails": "ok"}
+PROD_OK = {"checkpointer": "ok", "database": "ok", "rails": "ok"}
+"""The production engine checks Postgres, where it keeps the memories, instead of the
+embedded store (tests/test_scaleout.py stops it)."""
+
+
+def _all_ok(launcher: str) -> dict[str, str]:
+    return PROD_OK if launcher == PROD else ALL_OK
 
 
 def _wait_for(url: str, status: int, timeout: float = 20) -> httpx.Response:
@@ -37,32 +44,33 @@ def _wait_for(url: str, status: int, timeout: float = 20) -> httpx.Response:
 
 
 @pytest.fixture(scope="module", params=LAUNCHERS)
-def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A server with keys auth on the embedded defaults (SQLite, Qdrant Edge)."""
+def server_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A server with keys auth on the embedded defaults (SQLite, Qdrant Edge), and its launcher."""
     with running(request.param, tmp_path_factory.mktemp("routes"), BULWARK_AUTH="keys") as server:
-        yield server.url
+        yield server.url, request.param
 
 
 @pytest.mark.slow
-def test_health_answers_without_a_credential(server_url: str) -> None:
-    response = httpx.get(f"{server_url}/health")
+def test_health_answers_without_a_credential(server_url: tuple[str, str]) -> None:
+    response = httpx.get(f"{server_url[0]}/health")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
     assert response.headers["cache-control"] == "no-store"
 
 
 @pytest.mark.slow
-def test_ready_checks_checkpointer_memory_and_rails(server_url: str) -> None:
-    response = httpx.get(f"{server_url}/ready")
-    assert (response.status_code, response.json()) == (200, {"status": "ready", "checks": ALL_OK})
+def test_ready_checks_each_dependency(server_url: tuple[str, str]) -> None:
+    url, launcher = server_url
+    response = httpx.get(f"{url}/ready")
+    assert (response.status_code, response.json()) == (200, {"status": "ready", "checks": _all_ok(launcher)})
     assert response.headers["cache-control"] == "no-store"
-    assert httpx.post(f"{server_url}/threads/search", json={}).status_code == 401, "the API still needs a key"
+    assert httpx.post(f"{url}/threads/search", json={}).status_code == 401, "the API still needs a key"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_ready_names_a_stopped_redis_checkpointer(launcher: str, redis_server, tmp_path: Path) -> None:
     with running(launcher, tmp_path, BULWARK_AUTH="keys", BULWARK_CHECKPOINTER_URL=redis_server.url) as server:
-        assert _wait_for(server.url, 200).json()["checks"] == ALL_OK
+        assert _wait_for(server.url, 200).json()["checks"] == _all_ok(launcher)
         redis_server.stop()
         try:
             down = _wait_for(server.url, 503)
@@ -71,15 +79,17 @@ def test_ready_names_a_stopped_redis_checkpointer(launcher: str, redis_server, t
         assert down.status_code == 503
         assert down.json() == {
             "status": "unavailable",
-            "checks": {**ALL_OK, "checkpointer": "failed (RedisUnavailableError)"},
+            "checks": {**_all_ok(launcher), "checkpointer": "failed (RedisUnavailableError)"},
         }
         back = _wait_for(server.url, 200)
-        assert (back.status_code, back.json()["checks"]) == (200, ALL_OK)
+        assert (back.status_code, back.json()["checks"]) == (200, _all_ok(launcher))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_ready_names_a_memory_server_that_went_away(launcher: str, tmp_path: Path) -> None:
+    if launcher == PROD:
+        pytest.skip("the production engine keeps memories in Postgres: tests/test_scaleout.py stops that")
     with QdrantTestServer() as qdrant, running(launcher, tmp_path, BULWARK_AUTH="keys", BULWARK_MEMORY_URL=qdrant.url) as server:
         assert _wait_for(server.url, 200).json()["checks"] == ALL_OK
         qdrant.stop()

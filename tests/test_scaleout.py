@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from langgraph_sdk import get_client
@@ -211,13 +212,6 @@ def _executor_pid(backends: Backends, run_id: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-async def _until(predicate, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def test_a_killed_replicas_runs_complete_on_the_other_and_the_effect_fires_once(cluster: Cluster) -> None:
     """Last in the module: it leaves one replica."""
     servers = {server.process.pid: server for server in (cluster.a, cluster.b)}
@@ -262,3 +256,37 @@ async def test_a_killed_replicas_runs_complete_on_the_other_and_the_effect_fires
         await client.runs.join(other, run_id)
         assert (await client.runs.get(other, run_id))["status"] == "success", "no acknowledged run is lost"
     assert failover < 30, "well within one lease and the slow answer"
+
+
+def test_ready_checks_postgres_and_names_it_when_it_stops(cluster: Cluster) -> None:
+    """Last in this module: the replicas' connections do not all survive a Postgres restart."""
+    alive = next(server for server in (cluster.a, cluster.b) if server.process.poll() is None)
+
+    def ready() -> httpx.Response:
+        return httpx.get(f"{alive.url}/ready", timeout=10)
+
+    response = ready()
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {"checkpointer": "ok", "database": "ok", "rails": "ok"}
+    postgres = cluster.backends.postgres
+    postgres.stop()
+    try:
+        deadline = time.monotonic() + 15
+        while (response := ready()).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert response.status_code == 503, response.text
+        checks = response.json()["checks"]
+        assert checks["database"] != "ok" and checks["checkpointer"] == "ok", checks
+    finally:
+        postgres.start()
+    deadline = time.monotonic() + 15
+    while (response := ready()).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert response.status_code == 200, response.text
+
+
+async def _until(predicate, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
