@@ -59,7 +59,8 @@ MAX_OPTIONS_BYTES = 64 * 1024
 """Largest JSON of a run's config, context, command and metadata together."""
 
 settings = load_settings()
-_authn = authenticator(settings)
+authn = authenticator(settings)
+"""This process's credential check (also used by ``server/engine_routes.py``)."""
 _rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
 _intake = IntakePolicy.from_settings(settings)
 _limits = RateLimits.from_settings(settings)
@@ -77,7 +78,8 @@ def _not_found() -> Auth.exceptions.HTTPException:
     return _fail(404, "not found")
 
 
-def _header(headers: Mapping[Any, Any], name: str) -> str | None:
+def header(headers: Mapping[Any, Any], name: str) -> str | None:
+    """Header ``name`` of ``headers``, whose keys are bytes (langgraph-api) or str (aegra)."""
     value = headers.get(name.encode()) or headers.get(name)
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
@@ -86,7 +88,7 @@ def _header(headers: Mapping[Any, Any], name: str) -> str | None:
 async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict:
     """The identity behind the request's ``Authorization`` or ``x-api-key`` header."""
     try:
-        who = await _authn.authenticate(_header(headers, "authorization"), _header(headers, "x-api-key"))
+        who = await authn.authenticate(header(headers, "authorization"), header(headers, "x-api-key"))
     except CredentialError as exc:
         raise Auth.exceptions.HTTPException(
             status_code=401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
@@ -171,7 +173,7 @@ def _owned_by(who: Identity, ctx: Auth.types.AuthContext) -> dict[str, str]:
     return {TENANT: who.tenant_id, OWNER: who.user_id}
 
 
-def _stamp(value: dict, who: Identity) -> None:
+def stamp_owner(value: dict, who: Identity) -> None:
     """Record ``who`` as the owner in ``value["metadata"]``; refuse a claim to be someone else."""
     metadata = value.get("metadata")
     if metadata is None:
@@ -188,7 +190,7 @@ def _stamp(value: dict, who: Identity) -> None:
 
 @auth.on.threads.create
 async def _thread_create(ctx: Auth.types.AuthContext, value: dict) -> None:
-    _stamp(value, _who(ctx))
+    stamp_owner(value, _who(ctx))
 
 
 @auth.on.threads.read
@@ -211,28 +213,28 @@ async def _thread_update(ctx: Auth.types.AuthContext, value: dict) -> dict[str, 
         # update_state: writing messages or verdicts into a thread would skip the rails.
         raise _fail(403, "changing a thread's state needs the admin scope; send a run instead")
     if value.get("metadata"):
-        _stamp(value, who)
+        stamp_owner(value, who)
     return _owned_by(who, ctx)
 
 
 @auth.on.threads.create_run
 async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str] | None:
     who = _who(ctx)
-    _stamp(value, who)
+    stamp_owner(value, who)
     # langgraph-api nests the run's fields under "kwargs"; aegra passes them flat, as sent.
     nested = "kwargs" in value
     kwargs = value["kwargs"] if nested else value
     # Without a context langgraph-api fills it from the client's configurable, which may
     # carry other keys; with one, it marks the configurable it derives from it.
     given = bool((kwargs.get("config") or {}).get("configurable", {}).get("__context_provided__")) or not nested
-    await _prepare_run(kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given)
+    await prepare_run(kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given)
     await _admit_run(kwargs, who, run_id=value.get("run_id"))  # last: a run refused for bad input costs nothing
     # aegra checks the thread's owner itself and takes the prepared context and config
     # only from a handler that returns no filter (server/engine_routes.py prepares the rest).
     return _owned_by(who, ctx) if nested else None
 
 
-async def _prepare_run(
+async def prepare_run(
     kwargs: dict, who: Identity, *, run_id: object, metadata: Mapping, context_given: bool, cron: bool = False
 ) -> None:
     """Validate and screen a run's (or cron's) kwargs in place: context from the identity,
@@ -320,8 +322,8 @@ def _resume_command(command: Any) -> dict[str, Any]:
 @auth.on.crons.create
 async def _cron_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
     who = _who(ctx)
-    _stamp(value, who)
-    await _prepare_run(
+    stamp_owner(value, who)
+    await prepare_run(
         value.setdefault("payload", {}), who, run_id=value.get("cron_id"), metadata=value["metadata"],
         context_given=True, cron=True,
     )
@@ -333,7 +335,7 @@ async def _cron_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, st
 async def _cron_update(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
     who = _who(ctx)
     if value.get("payload"):
-        await _prepare_run(
+        await prepare_run(
             value["payload"], who, run_id=value.get("cron_id"), metadata={}, context_given=True, cron=True
         )
     return _owned_by(who, ctx)

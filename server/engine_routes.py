@@ -13,7 +13,7 @@ langgraph-api, not a redirect to an open path.
 redacted, the context taken from the credential (:mod:`bulwark.server.auth`). aegra calls
 the same handlers on a copy of the request and stores the request as the client sent it,
 raw input included. So :class:`Intake` runs the handler's preparation
-(``_prepare_run``: validation, context from the identity, input rail, resume commands,
+(``prepare_run``: validation, context from the identity, input rail, resume commands,
 webhooks) on the JSON body of every request that creates a run or a cron, before aegra reads
 it; a refusal is answered there with the handler's status (401 is left to aegra's own
 authentication). The handlers then run again inside aegra on the prepared body: they screen
@@ -81,18 +81,18 @@ async def prepare(body: dict[str, Any], headers: Mapping[str, str], *, cron: boo
         Auth.exceptions.HTTPException: the handler's refusal (403, 413, 422).
     """
     try:
-        who = await auth._authn.authenticate(auth._header(headers, "authorization"), auth._header(headers, "x-api-key"))
+        who = await auth.authn.authenticate(auth.header(headers, "authorization"), auth.header(headers, "x-api-key"))
     except (CredentialError, jwt.PyJWKClientConnectionError):
         return body
     if creating:
-        auth._stamp(body, who)  # the run's (or cron's) own metadata: its owner
+        auth.stamp_owner(body, who)  # the run's (or cron's) own metadata: its owner
     context = body.get("context")
     if context is None:
         context = body["context"] = {}
     if isinstance(context, dict):  # the handler refuses any other context
         # aegra has no run id yet: the request id ties the input's screening to its turn.
         context.setdefault("request_id", str(uuid.uuid4()))
-    await auth._prepare_run(
+    await auth.prepare_run(
         body, who, run_id=None, metadata=body.get("metadata") or {}, context_given=True, cron=cron
     )
     return body
