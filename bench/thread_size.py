@@ -64,6 +64,10 @@ async def measure(url: str, size, turns: list[int], data_dir: Path, keep: int | 
                 stored = size(thread)
                 recent = sum(times[-10:]) / len(times[-10:]) * 1000
                 rows.append((f"after {turn} turns", f"{stored / 1024:,.0f} KiB ({stored / turn / 1024:.1f}/turn, {recent:.0f} ms/turn)"))
+        if keep is not None:  # what retention adds to each run start, once the thread is long
+            started = time.perf_counter()
+            await saver.aprune([thread], keep=keep)
+            rows.append((f"one trim to the latest {keep} after {max(turns)} turns", f"{(time.perf_counter() - started) * 1000:.1f} ms"))
         if keep is None:
             await saver.aprune([thread], strategy="keep_latest")
             rows.append((f"after {max(turns)} turns, pruned to the latest checkpoint", f"{size(thread) / 1024:,.0f} KiB"))
