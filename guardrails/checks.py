@@ -28,7 +28,10 @@ from bulwark.guardrails.detectors.toxicity import detect_toxicity
 
 _RANK: dict[Severity, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
 _SECRETS = re.compile(
-    r"\b(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}|xox[bp]-[A-Za-z0-9-]{10,})\b"
+    r"\b(sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}|xox[bp]-[A-Za-z0-9-]{10,}"
+    r"|bwk_[A-Za-z0-9]{12}_[A-Za-z0-9_-]{43,}"  # Bulwark's own API keys
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"  # JWTs
+    r"(?![A-Za-z0-9_-])"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)"
 )
 _PROMPT_WINDOW = 8  # words of the system prompt that, quoted in a row, count as a leak

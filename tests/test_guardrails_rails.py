@@ -149,3 +149,16 @@ def test_bad_guardrail_settings_fail_clearly(monkeypatch: pytest.MonkeyPatch, en
     monkeypatch.setenv(env, value)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "bwk_AbCdEf123456_" + "s3cr3t-value_" * 4,  # a Bulwark API key
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",  # a JWT
+    ],
+)
+def test_bulwark_credentials_are_secrets(rails: Guardrails, secret: str) -> None:
+    result = rails.check_output(f"The credential is {secret} for now.")
+    assert "secret_leak" in result.verdict["reasons"]
+    assert secret[:20] not in result.text and result.text.endswith("for now.")
