@@ -68,6 +68,15 @@ class Settings(BaseSettings):
         description="Keep only the latest N checkpoints of each thread (pruned as each run "
         "starts; the conversation is kept, older history for time travel is not). Unset: keep all.",
     )
+    audit_retention_days: dict[str, int | None] = Field(
+        default_factory=lambda: {"SHORT_TERM": 30, "LONG_TERM": 7 * 365, "PERMANENT": None},
+        description='Days `bulwark audit prune` keeps a record of each retention policy, as JSON: '
+        '{"SHORT_TERM": 30, "LONG_TERM": 2555, "PERMANENT": null} (null: never pruned).',
+    )
+    audit_retention: str = Field(
+        default="LONG_TERM",
+        description="Retention policy of new audit records, a key of `audit_retention_days`.",
+    )
     max_input_chars: int = Field(default=8000, gt=0, description="Longest accepted request.")
     history_tokens: int = Field(
         default=4000, gt=0, description="Token budget for the conversation sent to the model."
@@ -276,6 +285,33 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"tier {name!r}: {field} must be a whole number >= 0 (0 or null: off), got {limit!r}"
                     )
+        return value
+
+    @field_validator("model_prices")
+    @classmethod
+    def _model_prices(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for model, prices in value.items():
+            if unknown := sorted(set(prices) - {"input", "output"}):
+                raise ValueError(f"model {model[:40]!r}: unknown price {unknown[0][:40]!r}: use input and output")
+            if any(price < 0 for price in prices.values()):
+                raise ValueError(f"model {model[:40]!r}: prices must be >= 0 USD per million tokens")
+        return value
+
+    @field_validator("audit_retention_days")
+    @classmethod
+    def _audit_retention_days(cls, value: dict[str, int | None]) -> dict[str, int | None]:
+        from bulwark.persistence.audit import check_retention
+
+        check_retention(value)
+        return value
+
+    @field_validator("audit_retention")
+    @classmethod
+    def _audit_retention(cls, value: str, info: ValidationInfo) -> str:
+        from bulwark.persistence.audit import check_retention
+
+        if "audit_retention_days" in info.data:  # else its own error is reported
+            check_retention(info.data["audit_retention_days"], value)
         return value
 
     @field_validator("checkpointer_url")

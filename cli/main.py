@@ -1,5 +1,5 @@
 """The ``bulwark`` command line: ask, chat, resume, serve, graph, guard, threads, eval, ingest,
-memory, keys.
+memory, keys, audit.
 
 Every command validates its input and configuration first; an error prints one line
 (``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
@@ -28,6 +28,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Command, Interrupt
 
+from bulwark.cli import audit
 from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.memory.knowledge import MAX_CHARS, MIN_CHARS, ingest
@@ -216,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-chars", type=_chunk_size, default=MAX_CHARS,
         help=f"longest chunk in characters (default {MAX_CHARS})",
     )
+    audit.add_parser(commands)
     return parser
 
 
@@ -659,6 +661,7 @@ COMMANDS = {
     "ingest": _ingest,
     "memory": _memory,
     "keys": _keys,
+    "audit": audit.run,
 }
 
 

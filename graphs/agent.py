@@ -44,8 +44,9 @@ from bulwark.nodes.refuse import arefuse, refuse
 from bulwark.nodes.remember import Remember
 from bulwark.nodes.route import RouteModel
 from bulwark.nodes.tools import RunTool
+from bulwark.observability.telemetry import decided, traced_node, with_turn_spans
 from bulwark.memory.store import MemoryStoreError, QdrantStore, open_memory_store
-from bulwark.persistence.audit import AuditLog
+from bulwark.persistence.audit import audit_log_for
 from bulwark.persistence.checkpoints import open_checkpointer_for
 from bulwark.server.webhooks import WebhookSender
 from bulwark.settings import Settings
@@ -146,7 +147,7 @@ def build_agent_graph(
     graph.add_node("remember", _node("remember", Remember(threshold=settings.memory_importance)))
     webhooks = WebhookSender.from_settings(settings)
     ended = limits.ended if limits else None
-    graph.add_node("audit", _node("audit", Audit(log=AuditLog(data_dir / "audit.jsonl"), webhooks=webhooks, ended=ended)))
+    graph.add_node("audit", _node("audit", Audit(log=audit_log_for(settings), webhooks=webhooks, ended=ended)))
 
     graph.add_edge(START, "guard_input")
     graph.add_conditional_edges("guard_input", _after_input, ["refuse", "recall", "route"])

@@ -45,14 +45,25 @@ class Usage(TypedDict):
     input_tokens: int
     output_tokens: int
     model_calls: int
+    cost_usd: float
+    """At ``BULWARK_MODEL_PRICES``; 0 for unpriced models."""
 
 
 def add_usage(left: Usage | None, right: Usage | None) -> Usage:
     """Reducer: sum token counts."""
-    left = left or {"input_tokens": 0, "output_tokens": 0, "model_calls": 0}
+    left = left or {"input_tokens": 0, "output_tokens": 0, "model_calls": 0, "cost_usd": 0.0}
     if not right:
         return left
     return {key: left.get(key, 0) + right.get(key, 0) for key in Usage.__annotations__}  # type: ignore[return-value]
+
+
+class MemoryOutcome(TypedDict):
+    """What recall or remember did with the long-term store in the latest turn (for the audit)."""
+
+    count: int
+    """Memories recalled into the prompt, or facts stored."""
+    failed: bool
+    """The store failed, and the turn went on without it."""
 
 
 MAX_NOTES = 20
@@ -92,6 +103,10 @@ class AgentState(TypedDict, total=False):
     """Working memory: notes on the task at hand (tool outcomes), cleared when it ends."""
     usage: Annotated[Usage, add_usage]
     """Tokens spent on this thread so far."""
+    recalled: MemoryOutcome | None
+    """What recall did for the latest request."""
+    remembered: MemoryOutcome | None
+    """What remember did with the latest request."""
 
 
 class AgentInput(TypedDict):

@@ -87,9 +87,10 @@ class Recall:
         working = sorted(notes, key=lambda n: len(query & words(n)), reverse=True)
         return request.text, {"working": working}, runtime.store, context
 
-    def _update(self, rankings: dict[str, list[str]]) -> dict:
+    def _update(self, rankings: dict[str, list[str]], *, failed: bool) -> dict:
         fused = fit_budget(fuse(rankings), max_tokens=self.max_tokens)
-        return {"memories": [self.rails.check_context(memory.text).text for memory in fused]}
+        memories = [self.rails.check_context(memory.text).text for memory in fused]
+        return {"memories": memories, "recalled": {"count": len(memories), "failed": failed}}
 
     def _searches(self, query: str) -> dict[str, dict[str, Any]]:
         """Each store route's search arguments besides the namespace."""

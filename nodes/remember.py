@@ -36,22 +36,28 @@ class Remember:
 
     def __call__(self, state: AgentState) -> dict:
         store, namespace, facts, context = self._target(state)
+        stored, failed = 0, False
         try:
             for fact in facts:
                 store_memory(store, namespace, fact, source="conversation")
+                stored += 1
         except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
             _store_failed(context, exc)
-        return {"working": None}
+            failed = True
+        return {"working": None, "remembered": {"count": stored, "failed": failed}}
 
     async def acall(self, state: AgentState) -> dict:
         """Async twin of :meth:`__call__`: the facts are stored with ``store.aput``."""
         store, namespace, facts, context = self._target(state)
+        stored, failed = 0, False
         try:
             for fact in facts:
                 await astore_memory(store, namespace, fact, source="conversation")
+                stored += 1
         except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
             _store_failed(context, exc)
-        return {"working": None}
+            failed = True
+        return {"working": None, "remembered": {"count": stored, "failed": failed}}
 
     def _target(self, state: AgentState) -> tuple[BaseStore, tuple[str, str, str], list[Fact], RunContext]:
         """Where the facts go and which facts: none without a store or a request."""
