@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MODEL_SPEC = re.compile(r"^(offline|openai:[A-Za-z0-9._:/-]+)$")
@@ -24,6 +24,8 @@ RATE_LIMIT_TIER_FIELDS = (
     "requests_per_minute", "tenant_requests_per_minute", "runs_per_minute", "concurrent_runs", "tokens_per_minute"
 )
 """What a tier may override: ``rate_limit_<field>`` (:class:`bulwark.server.limits.Tier`)."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""What ``BULWARK_LOG_LEVEL`` accepts (any case)."""
 
 
 class ConfigError(ValueError):
@@ -192,6 +194,16 @@ class Settings(BaseSettings):
     server_jobs: int = Field(
         default=32, ge=1, le=1024, description="Runs `bulwark serve` executes at once."
     )
+    log_level: str | None = Field(
+        default=None,
+        description="Least severe log level shown: DEBUG, INFO, WARNING, ERROR or CRITICAL; "
+        "default INFO for `bulwark serve` and the server, WARNING for the other commands.",
+    )
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        description="Log lines as `json` (one object a line) or `console` (readable); "
+        "default console when the log stream is a terminal, json otherwise.",
+    )
     rate_limit_requests_per_minute: int | None = Field(
         default=600, ge=0, description="Requests a minute per credential (bursts of as many); 0: off."
     )
@@ -241,6 +253,18 @@ class Settings(BaseSettings):
         default=5, ge=1, le=10, description="Deliveries tried per webhook (exponential backoff)."
     )
     webhook_timeout_s: float = Field(default=10.0, gt=0, description="Per webhook attempt.")
+    trace_sample_rate: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Share of traces sent to LangSmith when tracing is on (LANGSMITH_TRACING), "
+        "0 to 1; unset: LANGSMITH_TRACING_SAMPLING_RATE, or all.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token `GET /metrics` wants; unset: no credential (keep it off public ingress)."
+    )
+    model_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='USD per million tokens by model spec, for the usage, audit, traces and llm_cost_usd_total: {"openai:gpt-4o-mini": {"input": 0.15, "output": 0.6}}.',
+    )
 
     @field_validator("model", "fast_model")
     @classmethod
@@ -251,6 +275,13 @@ class Settings(BaseSettings):
                 "(for example openai:gpt-4o-mini)"
             )
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value[:40]!r}: use {', '.join(LOG_LEVELS)}")
+        return value.upper() if value is not None else None
 
     @field_validator("pii_entities")
     @classmethod

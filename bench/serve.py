@@ -304,7 +304,7 @@ def prod_specs(workdir: Path, model_url: str, jobs: int, bulwark_env: dict[str, 
     import postgres_server
     from redis_servers import ValkeyTestServer
 
-    from bulwark.server.engine import ENGINE_APP, ENGINE_DEFAULTS, ENGINE_FIXED
+    from bulwark.server.engine import ENGINE_APP, ENGINE_DEFAULTS, ENGINE_FIXED, ENGINE_OTEL_OFF
 
     reason = postgres_server.unavailable_reason()
     if reason:
@@ -327,7 +327,7 @@ def prod_specs(workdir: Path, model_url: str, jobs: int, bulwark_env: dict[str, 
         yield {
             "bare": ServerSpec(
                 [str(PROD_BIN / "python"), "-c", launch, ENGINE_APP, str(bare_port)],
-                _base_env(**ENGINE_DEFAULTS) | ENGINE_FIXED | {
+                _base_env(**ENGINE_DEFAULTS) | ENGINE_FIXED | ENGINE_OTEL_OFF | {
                     "BENCH_MODEL": MODEL_NAME, "BENCH_OPENAI_BASE_URL": model_url,
                     "DATABASE_URL": database["bare"], "REDIS_URL": valkeys["bare"].url,
                     "AEGRA_CONFIG": str(config), "N_JOBS_PER_WORKER": str(jobs),

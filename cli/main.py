@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import logging
 import os
 import re
 import socket
@@ -32,20 +33,31 @@ from bulwark.cli import audit
 from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.memory.knowledge import MAX_CHARS, MIN_CHARS, ingest
+from bulwark.observability.langsmith import install_tracing, offline_env, trace_metadata
 from bulwark.persistence.checkpoints import PersistenceError, open_checkpointer_for
 from bulwark.settings import ConfigError, Settings, load_settings
 
 THREAD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 EXIT_USAGE, EXIT_FAILURE = 2, 1
 
-# Keep the LangGraph/LangSmith stack from phoning home; set before those modules load.
+# Keep the LangGraph/LangSmith stack from phoning home unless configured otherwise (see _offline_env).
 OFFLINE_ENV = {
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "LANGSMITH_TRACING": "false",
     "LANGCHAIN_TRACING_V2": "false",
     "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
+    # langgraph-api posts usage metadata to LANGSMITH_ENDPOINT with this key (default:
+    # LANGSMITH_API_KEY); traces need only the API key.
+    "LANGSMITH_CONTROL_PLANE_API_KEY": "",
 }
+
+
+def _offline_env() -> dict[str, str]:
+    """What to set in the environment: each of :data:`OFFLINE_ENV` that neither the
+    environment nor ``.env`` configures (tracing stays off unless asked for), and ``.env``'s
+    LangSmith variables, which the SDK reads from the environment only."""
+    return offline_env(OFFLINE_ENV, environ=os.environ, dotenv=dotenv_values(".env"))
 
 
 # What `bulwark serve` gives the server besides the graph, as langgraph.json does: only the
@@ -150,6 +162,17 @@ def _parser() -> argparse.ArgumentParser:
         "guardrails", help="jailbreak recall, false positives and PII precision/recall"
     )
     guard_eval.add_argument("--misses", type=int, default=5, help="missed ids to list per set")
+    guard_eval.add_argument("--limit", type=_positive, help="score only the first N rows of each set")
+    for suite in (bfcl, guard_eval):
+        suite.add_argument(
+            "--langsmith", action="store_true",
+            help="create or update the suite's LangSmith dataset and run it there as an experiment "
+            "(LANGSMITH_API_KEY, LANGSMITH_ENDPOINT)",
+        )
+        suite.add_argument("--dataset", metavar="NAME", help="with --langsmith: the dataset (default bulwark-<suite>)")
+        suite.add_argument(
+            "--experiment-prefix", metavar="P", help="with --langsmith: the experiment's name prefix (default: the dataset's)"
+        )
 
     guard = commands.add_parser(
         "guard", help="screen JSON lines {\"id\", \"text\"} with the guardrails, one verdict per line"
@@ -259,13 +282,12 @@ async def _report(agent: CompiledStateGraph, thread: str, *, printed: str = "") 
 async def _run(
     agent: CompiledStateGraph, payload: Any, thread: str, context: RunContext, *, stream: bool
 ) -> list[Interrupt]:
+    config = {**_config(thread), "metadata": trace_metadata(context)}  # tenant, user, request in traces
     if not stream:
-        await agent.ainvoke(payload, _config(thread), context=context)
+        await agent.ainvoke(payload, config, context=context)
         return await _report(agent, thread)
     printed = ""
-    async for chunk, meta in agent.astream(
-        payload, _config(thread), context=context, stream_mode="messages"
-    ):
+    async for chunk, meta in agent.astream(payload, config, context=context, stream_mode="messages"):
         if meta.get("langgraph_node") == "agent" and isinstance(chunk, AIMessageChunk):
             if chunk.text:
                 printed += chunk.text
@@ -434,7 +456,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 "choose another port with --port or BULWARK_PORT"
             ) from None
     # Where the server keeps its own files (./.langgraph_api, aegra.json): under the data dir.
-    os.environ.update(OFFLINE_ENV | _pinned_paths(settings))
+    offline = _offline_env()  # before the chdir below: it reads ./.env
+    os.environ.update(offline | _pinned_paths(settings))
     workdir = data_dir / "server"
     workdir.mkdir(exist_ok=True)
     os.chdir(workdir)
@@ -460,8 +483,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     from langgraph_api.cli import run_server
 
+    from bulwark.observability.log_format import server_log_env
+
     # Paths, not imports: the server loads these files itself, once.
     module, auth_module, routes_module = (find_spec(name).origin for name in ("bulwark.graphs.platform", "bulwark.server.auth", "bulwark.server.routes"))  # type: ignore[union-attr]
+    log_env = server_log_env(settings, stream=sys.stdout)
+    # Its welcome banner (ASCII art, a Studio link) is no log line; Bulwark printed its own.
+    logging.getLogger("langgraph_api.cli").setLevel(logging.WARNING)
     run_server(
         host,
         port,
@@ -472,8 +500,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         auth={"path": f"{auth_module}:auth", "disable_studio_auth": True},
         http={**SERVER_HTTP, "app": f"{routes_module}:app"},
         open_browser=False,
-        env=dict(OFFLINE_ENV),
-        server_level="WARNING",
+        env={**offline, **log_env},
+        server_level=log_env["LOG_LEVEL"],  # uvicorn's and the access log's
         n_jobs_per_worker=settings.server_jobs,
         # langgraph-api vets a run's webhook URL before the auth handler takes it (Bulwark
         # then checks and sends it itself): let loopback receivers through when allowed.
@@ -529,11 +557,17 @@ def _guard(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    if (args.dataset or args.experiment_prefix) and not args.langsmith:
+        raise UsageError("--dataset and --experiment-prefix name LangSmith's dataset and experiment: add --langsmith")
     if args.suite == "guardrails":
         from bulwark.evals import guardrails
 
+        if args.langsmith:
+            from bulwark.evals.langsmith import guardrails_suite
+
+            return _eval_langsmith(settings, args, guardrails_suite(settings, limit=args.limit))
         rails = guardrails.eval_rails(settings)
-        print(guardrails.format_report(guardrails.run_guardrail_eval(rails), show_misses=args.misses))
+        print(guardrails.format_report(guardrails.run_guardrail_eval(rails, limit=args.limit), show_misses=args.misses))
         return 0
     from bulwark.evals.bfcl import DEFAULT_DATA, format_report, run_bfcl
 
@@ -541,10 +575,31 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     if not data.is_file():
         raise UsageError(f"no BFCL file at {str(data)!r}: pass --data PATH to a .jsonl file")
     try:
+        if args.langsmith:
+            from bulwark.evals.langsmith import bfcl_suite
+
+            return _eval_langsmith(settings, args, bfcl_suite(settings, data=data, limit=args.limit))
         report = run_bfcl(data, limit=args.limit)
     except (ValueError, KeyError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
         raise UsageError(f"{data} is not a BFCL JSON-lines file: {exc}") from None
     print(format_report(report, show_failures=args.failures))
+    return 0
+
+
+def _eval_langsmith(settings: Settings, args: argparse.Namespace, suite: Any) -> int:
+    """Bring the suite's LangSmith dataset up to date and run the suite there as an experiment."""
+    from bulwark.evals.langsmith import run_experiment, summarize, sync_dataset
+    from bulwark.observability.langsmith import tracing_client
+
+    if not (os.environ.get("LANGSMITH_API_KEY") or os.environ.get("LANGSMITH_ENDPOINT")):
+        raise UsageError("--langsmith needs LANGSMITH_API_KEY (and LANGSMITH_ENDPOINT for a self-hosted LangSmith)")
+    client = tracing_client(settings)
+    synced = sync_dataset(client, args.dataset or suite.dataset, suite)
+    print(f"dataset {synced.name}: {synced.created} examples added, {synced.updated} updated, {synced.unchanged} unchanged")
+    results = run_experiment(client, suite, synced, experiment_prefix=args.experiment_prefix or synced.name)
+    client.flush()
+    scores = ", ".join(f"{key} {score:.1%}" for key, score in summarize(results).items())
+    print(f"experiment {results.experiment_name}: {scores or 'no scores'}")
     return 0
 
 
@@ -649,6 +704,18 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_to(settings: Settings, *, serving: bool) -> None:
+    """Logs go to standard error, never among the answers on standard output; a server's
+    go to standard output at INFO, as the LangGraph server's own."""
+    from bulwark.guardrails.checks import RailPolicy
+    from bulwark.observability.log_format import configure_logging
+
+    configure_logging(
+        settings, policy=RailPolicy(pii_entities=settings.pii_entities),
+        stream=sys.stdout if serving else sys.stderr, default_level="INFO" if serving else "WARNING",
+    )
+
+
 COMMANDS = {
     "ask": _ask,
     "chat": _chat,
@@ -670,6 +737,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        os.environ.update(_offline_env())
+        install_tracing(settings)
+        _log_to(settings, serving=args.command == "serve")
         result = COMMANDS[args.command](settings, args)
         return asyncio.run(result) if asyncio.iscoroutine(result) else result
     except KeyboardInterrupt:

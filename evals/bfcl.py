@@ -45,8 +45,12 @@ __all__ = [
     "DEFAULT_DATA",
     "BfclFailure",
     "BfclReport",
+    "eval_settings",
+    "first_call",
     "format_report",
+    "load_rows",
     "register_functions",
+    "row_key",
     "run_bfcl",
     "score_call",
 ]
@@ -204,7 +208,8 @@ def _check(
 # ------------------------------------------------------------------------ running
 
 
-def _load_rows(path: Path, limit: int | None) -> list[dict[str, Any]]:
+def load_rows(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a BFCL JSON-lines file, the first ``limit`` only if given."""
     rows = []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
@@ -249,6 +254,32 @@ def _question(row: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in question]
 
 
+def row_key(row: Mapping[str, Any], index: int) -> str:
+    """A row's id: its ``id``, or its index in the file."""
+    return str(row.get("id", index))
+
+
+def eval_settings(data_dir: Path) -> Settings:
+    """The settings every row runs with: one model spec (the model under test is bound to
+    it), no approvals, state in ``data_dir``."""
+    return Settings(model=_MODEL_SPEC, fast_model=None, data_dir=data_dir, approval_tools=())
+
+
+def first_call(
+    row: Mapping[str, Any], row_id: str, *, settings: Settings, model: BaseChatModel
+) -> dict[str, Any] | None:
+    """Run the agent graph on one row, with only that row's functions as tools, no
+    checkpointer and no memory store; its first tool call (original function name), or
+    ``None``."""
+    registry, names = register_functions(row["functions"], settings)
+    graph = build_agent(settings, models={_MODEL_SPEC: model}, tools=registry)
+    result = graph.invoke(
+        {"messages": _question(row)},
+        {"configurable": {"thread_id": f"bfcl-{row_id}"}, "recursion_limit": 25},
+    )
+    return _first_call(result["messages"], names)
+
+
 def run_bfcl(
     path: str | Path | None = None,
     *,
@@ -266,26 +297,15 @@ def run_bfcl(
     memory store. Audit records go to a temporary directory that is removed afterwards.
     """
     data = Path(path) if path is not None else DEFAULT_DATA
-    rows = _load_rows(data, limit)
+    rows = load_rows(data, limit)
     chat_model = model if model is not None else OfflineChatModel()
     report = BfclReport(data=str(data))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bulwark-bfcl-") as tmp:
-        settings = Settings(
-            model=_MODEL_SPEC,
-            fast_model=None,
-            data_dir=Path(tmp),
-            approval_tools=(),
-        )
+        settings = eval_settings(Path(tmp))
         for index, row in enumerate(rows):
-            row_id = str(row.get("id", index))
-            registry, names = register_functions(row["functions"], settings)
-            graph = build_agent(settings, models={_MODEL_SPEC: chat_model}, tools=registry)
-            result = graph.invoke(
-                {"messages": _question(row)},
-                {"configurable": {"thread_id": f"bfcl-{row_id}"}, "recursion_limit": 25},
-            )
-            got = _first_call(result["messages"], names)
+            row_id = row_key(row, index)
+            got = first_call(row, row_id, settings=settings, model=chat_model)
             correct, reason = score_call(got, row["ground_truth"], row["functions"])
             report.total += 1
             if correct:

@@ -95,8 +95,8 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def _screen(rails: Guardrails, name: str, *, attack: bool) -> SetResult:
-    rows = read_jsonl(DATASETS / f"{name}.jsonl")
+def _screen(rails: Guardrails, name: str, *, attack: bool, limit: int | None) -> SetResult:
+    rows = read_jsonl(DATASETS / f"{name}.jsonl")[:limit]
     result = SetResult(name=name, rows=len(rows), blocked=0, sanitized=0)
     for row in rows:
         action = rails.check_input(row["text"]).verdict["action"]
@@ -107,22 +107,41 @@ def _screen(rails: Guardrails, name: str, *, attack: bool) -> SetResult:
     return result
 
 
+Span = tuple[str, int, int]
+"""``(entity, start, end)``."""
+
+
+def gold_spans(row: dict, entities: Sequence[str] = PII_ENTITIES) -> list[Span]:
+    """A Presidio-style row's gold spans of ``entities``, named as Bulwark names them."""
+    gold = [
+        (_GOLD_NAMES.get(s["entity_type"], s["entity_type"]), s["start_position"], s["end_position"])
+        for s in row["spans"]
+    ]
+    return [g for g in gold if g[0] in entities]
+
+
+def predicted_spans(text: str, entities: Sequence[str] = PII_ENTITIES) -> list[Span]:
+    """The spans :func:`find_pii` finds in ``text``."""
+    return [(p.entity, p.start, p.end) for p in find_pii(text, entities=entities)]
+
+
+def overlapped(spans: Iterable[Span], others: Sequence[Span]) -> list[bool]:
+    """For each of ``spans``, whether one of ``others`` of the same entity overlaps it."""
+    return [any(e == entity and s < end and start < t for e, s, t in others) for entity, start, end in spans]
+
+
 def score_pii(rows: Iterable[dict], entities: Sequence[str] = PII_ENTITIES) -> list[EntityResult]:
     """Per-entity span-overlap precision and recall of :func:`find_pii` on Presidio-style rows."""
     gold_n, pred_n, found, correct = Counter(), Counter(), Counter(), Counter()
     for row in rows:
-        gold = [
-            (_GOLD_NAMES.get(s["entity_type"], s["entity_type"]), s["start_position"], s["end_position"])
-            for s in row["spans"]
-        ]
-        gold = [g for g in gold if g[0] in entities]
-        predicted = find_pii(row["full_text"], entities=entities)
-        for entity, start, end in gold:
+        gold = gold_spans(row, entities)
+        predicted = predicted_spans(row["full_text"], entities)
+        for (entity, _, _), hit in zip(gold, overlapped(gold, predicted), strict=True):
             gold_n[entity] += 1
-            found[entity] += any(p.entity == entity and p.start < end and start < p.end for p in predicted)
-        for p in predicted:
-            pred_n[p.entity] += 1
-            correct[p.entity] += any(e == p.entity and p.start < end and start < p.end for e, start, end in gold)
+            found[entity] += hit
+        for (entity, _, _), hit in zip(predicted, overlapped(predicted, gold), strict=True):
+            pred_n[entity] += 1
+            correct[entity] += hit
     return [EntityResult(e, gold_n[e], pred_n[e], found[e], correct[e]) for e in entities]
 
 
@@ -133,14 +152,19 @@ def eval_rails(settings: Settings) -> Guardrails:
     )
 
 
-def run_guardrail_eval(rails: Guardrails, *, pii_data: Path = PII_SET) -> GuardrailReport:
-    """Run every guardrail eval with ``rails`` (build them with a generous size limit)."""
-    with pii_data.open(encoding="utf-8") as data:
-        pii_rows = json.load(data)
+def read_pii_rows(path: Path = PII_SET) -> list[dict]:
+    """The rows of a Presidio-style PII set (``{"full_text", "spans"}``)."""
+    with path.open(encoding="utf-8") as data:
+        return json.load(data)
+
+
+def run_guardrail_eval(rails: Guardrails, *, pii_data: Path = PII_SET, limit: int | None = None) -> GuardrailReport:
+    """Run every guardrail eval with ``rails`` (build them with a generous size limit), on
+    the first ``limit`` rows of each set if given."""
     return GuardrailReport(
-        attacks=[_screen(rails, name, attack=True) for name in ATTACK_SETS],
-        benign=[_screen(rails, name, attack=False) for name in BENIGN_SETS],
-        pii=score_pii(pii_rows),
+        attacks=[_screen(rails, name, attack=True, limit=limit) for name in ATTACK_SETS],
+        benign=[_screen(rails, name, attack=False, limit=limit) for name in BENIGN_SETS],
+        pii=score_pii(read_pii_rows(pii_data)[:limit]),
     )
 
 

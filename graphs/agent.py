@@ -70,19 +70,24 @@ def cut_short(snapshot: StateSnapshot) -> bool:
 
 
 def _after_input(state: AgentState) -> str | list[str]:
-    return "refuse" if (state.get("input_verdict") or {}).get("action") == "block" else ["recall", "route"]
+    if (state.get("input_verdict") or {}).get("action") == "block":
+        decided("refusal")
+        return "refuse"
+    return ["recall", "route"]
 
 
 def _after_agent(state: AgentState) -> list[Send] | list[str]:
     if wants_tools(state):
+        decided("tool_call")
         return [Send("tools", {"call": call}) for call in state["messages"][-1].tool_calls]
+    decided("answer")
     return ["guard_output", "remember"]
 
 
 def _node(name: str, node: Any) -> RunnableLambda:
     """``node`` as a graph node: ``node(...)`` under invoke/stream, ``node.acall(...)``
-    under ainvoke/astream."""
-    return RunnableLambda(node, afunc=node.acall, name=name)
+    under ainvoke/astream, each in a span of its own when tracing is on."""
+    return RunnableLambda(traced_node(name, node), afunc=traced_node(name, node.acall), name=name)
 
 
 def build_agent_graph(
@@ -126,7 +131,7 @@ def build_agent_graph(
     # sync call serves invoke/stream. Nodes read the runtime with get_runtime().
     guard_input = GuardInput(rails=rails, window_turns=settings.screen_window_turns)
     graph.add_node("guard_input", _node("guard_input", guard_input))
-    graph.add_node("refuse", RunnableLambda(refuse, afunc=arefuse, name="refuse"))
+    graph.add_node("refuse", RunnableLambda(traced_node("refuse", refuse), afunc=traced_node("refuse", arefuse), name="refuse"))
     graph.add_node("recall", _node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens)))
     graph.add_node("route", _node("route", RouteModel(model=settings.model, fast_model=settings.fast_model)))
     graph.add_node(
@@ -139,6 +144,7 @@ def build_agent_graph(
                 history_tokens=settings.history_tokens,
                 policy=rails.policy,
                 spent=limits.spent if limits else None,
+                prices=settings.model_prices,
             ),
         ),
     )
@@ -182,7 +188,7 @@ def build_agent(
         rails: the guardrails; built from settings if omitted.
     """
     graph = build_agent_graph(settings, models=models, tools=tools, rails=rails)
-    return graph.compile(checkpointer=checkpointer, store=store, name="bulwark-agent")
+    return with_turn_spans(graph.compile(checkpointer=checkpointer, store=store, name="bulwark-agent"))
 
 
 @asynccontextmanager

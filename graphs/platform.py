@@ -16,12 +16,15 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from bulwark.graphs.agent import build_agent_graph
 from bulwark.memory.store import QdrantStore, open_memory_store
+from bulwark.observability.langsmith import install_tracing
+from bulwark.observability.telemetry import with_turn_spans
 from bulwark.persistence.checkpoints import open_checkpointer_for
 from bulwark.server.limits import RateLimits
 from bulwark.settings import load_settings
 
 settings = load_settings()
-graph = build_agent_graph(settings, limits=RateLimits.from_settings(settings)).compile(name="bulwark-agent")
+install_tracing(settings)  # before the first run: LangSmith traces anonymized, sampled
+graph = with_turn_spans(build_agent_graph(settings, limits=RateLimits.from_settings(settings)).compile(name="bulwark-agent"))
 
 
 def checkpointer() -> AbstractAsyncContextManager[BaseCheckpointSaver]:

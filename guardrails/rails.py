@@ -35,6 +35,8 @@ from bulwark.guardrails.checks import (
     check_output,
     error_result,
 )
+from bulwark.observability.langsmith import traced_rail
+from bulwark.observability.telemetry import rail_verdict, span
 
 if TYPE_CHECKING:
     from bulwark.settings import Settings
@@ -114,22 +116,30 @@ class Guardrails:
         return error_result(text, error, fail_closed=self.fail_closed, blocked_text=blocked_text)
 
     async def _acheck(self, rail: str, text: str, sources: Sequence[str], direct: Callable[[], RailResult]) -> RailResult:
-        try:
-            if self._nemo is None:
-                return direct()
-            messages, options = self._request(rail, text, sources)
-            return self._result(rail, text, await self._nemo.generate_async(messages=messages, options=options))
-        except Exception as exc:  # noqa: BLE001 - a failing rail must not fail the run
-            return self._failed(rail, text, exc)
+        with span("rail.check", **{"rail.name": rail}) as opened:
+            try:
+                if self._nemo is None:
+                    result = direct()
+                else:
+                    messages, options = self._request(rail, text, sources)
+                    result = self._result(rail, text, await self._nemo.generate_async(messages=messages, options=options))
+            except Exception as exc:  # noqa: BLE001 - a failing rail must not fail the run
+                result = self._failed(rail, text, exc)
+            rail_verdict(rail, result.verdict, opened)
+            return result
 
     def _check(self, rail: str, text: str, sources: Sequence[str], direct: Callable[[], RailResult]) -> RailResult:
-        try:
-            if self._nemo is None:
-                return direct()
-            messages, options = self._request(rail, text, sources)
-            return self._result(rail, text, self._generate(messages, options))
-        except Exception as exc:  # noqa: BLE001 - a failing rail must not fail the run
-            return self._failed(rail, text, exc)
+        with span("rail.check", **{"rail.name": rail}) as opened:
+            try:
+                if self._nemo is None:
+                    result = direct()
+                else:
+                    messages, options = self._request(rail, text, sources)
+                    result = self._result(rail, text, self._generate(messages, options))
+            except Exception as exc:  # noqa: BLE001 - a failing rail must not fail the run
+                result = self._failed(rail, text, exc)
+            rail_verdict(rail, result.verdict, opened)
+            return result
 
     def _generate(self, messages: list[dict], options: dict) -> object:
         # NeMo's sync generate refuses to run inside an event loop (a notebook, an async
@@ -143,32 +153,40 @@ class Guardrails:
 
     # -- public checks ---------------------------------------------------------------
 
+    @traced_rail("input")
     async def acheck_input(self, text: str) -> RailResult:
         """Screen a user request (async)."""
         return await self._acheck("input", text, (), lambda: check_input(text, self.policy))
 
+    @traced_rail("input")
     def check_input(self, text: str) -> RailResult:
         """Screen a user request."""
         return self._check("input", text, (), lambda: check_input(text, self.policy))
 
+    @traced_rail("output")
     async def acheck_output(self, text: str, *, sources: Sequence[str] = ()) -> RailResult:
         """Screen an answer (async); ``sources`` names the tools and knowledge it used."""
         return await self._acheck(
             "output", text, sources, lambda: check_output(text, self.policy, sources=sources)
         )
 
+    @traced_rail("output")
     def check_output(self, text: str, *, sources: Sequence[str] = ()) -> RailResult:
         """Screen an answer; ``sources`` names the tools and knowledge it used."""
         return self._check(
             "output", text, sources, lambda: check_output(text, self.policy, sources=sources)
         )
 
+    @traced_rail("context")
     def check_context(self, text: str) -> RailResult:
         """Screen a tool result or retrieved document before the model reads it."""
-        try:
-            return check_context(text, self.policy)
-        except Exception as exc:  # noqa: BLE001 - a failing rail must not fail the run
-            return self._failed("context", text, exc)
+        with span("rail.check", **{"rail.name": "context"}) as opened:
+            try:
+                result = check_context(text, self.policy)
+            except Exception as exc:  # noqa: BLE001 - a failing rail must not fail the run
+                result = self._failed("context", text, exc)
+            rail_verdict("context", result.verdict, opened)
+            return result
 
 
 @functools.lru_cache(maxsize=16)

@@ -17,6 +17,8 @@ why this module exists; it calls the same checks as the NeMo output rail.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
+from contextvars import Context
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -29,6 +31,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import set_config_context
+from langchain_core.runnables.utils import coro_with_context
 from langgraph.constants import TAG_NOSTREAM
 from pydantic import ConfigDict
 
@@ -107,6 +111,15 @@ class GuardedChatModel(BaseChatModel):
         return "bulwark-guarded"
 
     @staticmethod
+    def _inner(run_manager: Any) -> tuple[RunnableConfig, AbstractContextManager[Context]]:
+        """The inner call's config, and the context to run it in, where that config is the
+        ambient one: a bound model (``bind_tools``) merges its config with the ambient
+        config, which is otherwise the calling node's, and the inner run would become this
+        run's sibling, reported to two copies of the node's tracer."""
+        config = GuardedChatModel._inner_config(run_manager)
+        return config, set_config_context(config)
+
+    @staticmethod
     def _inner_config(run_manager: Any) -> RunnableConfig:
         # The inner call is traced as a child of this one; LLM run managers have no
         # get_child(), so the child manager is built from the inheritable parts.
@@ -133,7 +146,9 @@ class GuardedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        reply = self.inner.invoke(messages, config=self._inner_config(run_manager), stop=stop, **kwargs)
+        config, context = self._inner(run_manager)
+        with context as ctx:
+            reply = ctx.run(self.inner.invoke, messages, config, stop=stop, **kwargs)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     async def _agenerate(
@@ -143,9 +158,9 @@ class GuardedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        reply = await self.inner.ainvoke(
-            messages, config=self._inner_config(run_manager), stop=stop, **kwargs
-        )
+        config, context = self._inner(run_manager)
+        with context as ctx:
+            reply = await coro_with_context(self.inner.ainvoke(messages, config, stop=stop, **kwargs), ctx)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
     def _screened(self, screen: StreamScreen, chunk: AIMessageChunk) -> ChatGenerationChunk:
@@ -166,8 +181,11 @@ class GuardedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         screen = StreamScreen(self.policy, hold=self.hold)
-        for chunk in self.inner.stream(messages, config=self._inner_config(run_manager), stop=stop, **kwargs):
-            yield self._screened(screen, chunk)
+        config, context = self._inner(run_manager)
+        with context as ctx:
+            chunks = ctx.run(self.inner.stream, messages, config, stop=stop, **kwargs)
+            while (chunk := ctx.run(next, chunks, None)) is not None:
+                yield self._screened(screen, chunk)
         yield ChatGenerationChunk(message=AIMessageChunk(content=screen.close()))
 
     async def _astream(
@@ -178,8 +196,9 @@ class GuardedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         screen = StreamScreen(self.policy, hold=self.hold)
-        async for chunk in self.inner.astream(
-            messages, config=self._inner_config(run_manager), stop=stop, **kwargs
-        ):
-            yield self._screened(screen, chunk)
+        config, context = self._inner(run_manager)
+        with context as ctx:
+            chunks = ctx.run(self.inner.astream, messages, config, stop=stop, **kwargs)
+            while (chunk := await coro_with_context(anext(chunks, None), ctx)) is not None:
+                yield self._screened(screen, chunk)
         yield ChatGenerationChunk(message=AIMessageChunk(content=screen.close()))

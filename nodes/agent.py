@@ -40,6 +40,11 @@ from bulwark.graphs.state import AgentState, RunContext
 from bulwark.guardrails.checks import RailPolicy
 from bulwark.guardrails.streaming import GuardedChatModel
 from bulwark.memory.shortterm import fit_history
+from bulwark.observability.langsmith import annotate_run
+from bulwark.models.prices import Prices, cost_usd
+from bulwark.observability.telemetry import LlmCall, llm_call
+from bulwark.server.credentials import DEFAULT_TIER
+from bulwark.server.limits import TIER_KEY
 
 SYSTEM_PROMPT = (
     "You are Bulwark, a careful assistant. Use the tools when they help, say which tool "
@@ -62,7 +67,8 @@ def run_blocking(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 
 class Agent:
-    """Invokes the model chosen by the router; appends its reply and token usage."""
+    """Invokes the model chosen by the router; appends its reply, token usage and cost
+    (at ``prices``, :mod:`bulwark.models.prices`)."""
 
     def __init__(
         self,
@@ -73,8 +79,10 @@ class Agent:
         policy: RailPolicy,
         system_prompt: str = SYSTEM_PROMPT,
         spent: Spent | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.spent = spent
+        self.prices: Prices = prices or {}
         self.models = {
             spec: GuardedChatModel(inner=model.bind_tools(list(tools)), policy=policy)
             for spec, model in models.items()
@@ -102,18 +110,23 @@ class Agent:
                 system += f"\n\n{heading}\n" + "\n".join(lines)
         return [SystemMessage(system), *recent]
 
-    def _request(self, state: AgentState) -> tuple[GuardedChatModel, list, list[AnyMessage] | None]:
-        """The routed model, the prompt for it, and the repaired history (``None``: intact)."""
+    def _request(self, state: AgentState) -> tuple[str, GuardedChatModel, list, list[AnyMessage] | None]:
+        """The routed model's spec and model, the prompt for it, and the repaired history
+        (``None``: intact)."""
         route = state.get("route") or {}
         spec = route.get("model") or next(iter(self.models))
+        annotate_run(model=spec)
         repaired = repair_dangling_tool_calls(state["messages"])
         messages = repaired or state["messages"]
         prompt = self.prompt(messages, memories=state.get("memories") or (), notes=state.get("working") or ())
-        return self.models[spec], prompt, repaired
+        return spec, self.models[spec], prompt, repaired
 
     def __call__(self, state: AgentState) -> dict:
-        model, prompt, repaired = self._request(state)
-        update = self._update(repaired, model.invoke(prompt))
+        spec, model, prompt, repaired = self._request(state)
+        with llm_call(model=spec, messages=len(prompt), tier=_tier()) as call:
+            reply = model.invoke(prompt)
+            cost = self._priced(spec, reply, call)
+        update = self._update(repaired, reply, cost)
         if self.spent is not None and (spend := self._spend(update)) is not None:
             run_blocking(spend)
         return update
@@ -121,8 +134,11 @@ class Agent:
     async def acall(self, state: AgentState) -> dict:
         """Async twin of :meth:`__call__`: the model call is awaited, so concurrent runs
         wait on the network together instead of queueing for worker threads."""
-        model, prompt, repaired = self._request(state)
-        update = self._update(repaired, await model.ainvoke(prompt))
+        spec, model, prompt, repaired = self._request(state)
+        with llm_call(model=spec, messages=len(prompt), tier=_tier()) as call:
+            reply = await model.ainvoke(prompt)
+            cost = self._priced(spec, reply, call)
+        update = self._update(repaired, reply, cost)
         if self.spent is not None and (spend := self._spend(update)) is not None:
             await spend
         return update
@@ -137,7 +153,7 @@ class Agent:
         return self.spent(context.tenant_id, get_config().get("configurable") or {}, tokens)
 
     @staticmethod
-    def _update(repaired: list[AnyMessage] | None, reply: AIMessage) -> dict:
+    def _update(repaired: list[AnyMessage] | None, reply: AIMessage, cost: float) -> dict:
         usage = reply.usage_metadata or {}
         return {
             # A repair rewrites the history so each result follows its call.
@@ -146,8 +162,23 @@ class Agent:
                 "input_tokens": usage.get("input_tokens", 0),
                 "output_tokens": usage.get("output_tokens", 0),
                 "model_calls": 1,
+                "cost_usd": cost,
             },
         }
+
+    def _priced(self, spec: str, reply: AIMessage, call: LlmCall) -> float:
+        """What the call cost at :attr:`prices`: kept on the reply (``response_metadata``,
+        read by the audit), told to the telemetry and the LangSmith run."""
+        cost = cost_usd(self.prices, spec, reply.usage_metadata)
+        reply.response_metadata["cost_usd"] = cost
+        call.usage(reply.usage_metadata, cost_usd=cost)
+        annotate_run(cost_usd=cost)
+        return cost
+
+
+def _tier() -> str:
+    """The run's rate-limit tier, as the auth handler wrote it (``default`` in-process)."""
+    return str((get_config().get("configurable") or {}).get(TIER_KEY) or DEFAULT_TIER)
 
 
 def repair_dangling_tool_calls(messages: Sequence[AnyMessage]) -> list[AnyMessage] | None:

@@ -16,6 +16,7 @@ replaced by placeholders: the model never reads them, on this turn or a later on
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from langchain_core.messages import AnyMessage, HumanMessage
@@ -25,6 +26,8 @@ from bulwark.guardrails.checks import RailResult, check_window, merge_verdicts
 from bulwark.guardrails.intake import mark, screening, turn_verdict, withheld
 from bulwark.guardrails.rails import Guardrails
 from bulwark.nodes._text import latest_request
+
+log = logging.getLogger(__name__)
 
 
 class GuardInput:
@@ -74,6 +77,10 @@ class GuardInput:
                     if (s := screening(m)) and s["batch"] == batch and isinstance(m, HumanMessage) else m
                     for m in after
                 ]
+        log.info("turn_started", extra={"messages": len(after)})
+        if verdict["action"] != "allow":  # categories only, never the text
+            log.log(logging.WARNING if verdict["action"] == "block" else logging.INFO, "rail_verdict",
+                    extra={"rail": "input", "action": verdict["action"], "reasons": verdict["reasons"]})
         # Per-turn fields are reset here, at the start of every turn.
         update: dict = {"input_verdict": verdict, "output_verdict": None, "route": None, "memories": []}
         # Same ids: the messages channel replaces the stored messages instead of appending.

@@ -9,6 +9,8 @@ sources. With streaming on, the same checks already ran on the stream
 
 from __future__ import annotations
 
+import logging
+
 from langchain_core.messages import AIMessage, ToolMessage
 
 from bulwark.graphs.state import AgentState
@@ -17,6 +19,7 @@ from bulwark.guardrails.rails import Guardrails
 from bulwark.nodes._text import latest_answer, latest_request
 
 _ALLOW = {"action": "allow", "severity": "none", "reasons": []}
+log = logging.getLogger(__name__)
 
 
 def turn_sources(state: AgentState) -> list[str]:
@@ -38,6 +41,9 @@ class GuardOutput:
     @staticmethod
     def _update(answer: AIMessage, result: RailResult) -> dict:
         update: dict = {"output_verdict": result.verdict}
+        if result.verdict["action"] != "allow":  # categories only, never the text
+            log.log(logging.WARNING if result.blocked else logging.INFO, "rail_verdict",
+                    extra={"rail": "output", "action": result.verdict["action"], "reasons": result.verdict["reasons"]})
         if result.text != answer.text:
             # Same id: the messages channel replaces the answer instead of appending.
             update["messages"] = [AIMessage(content=result.text, id=answer.id, name=answer.name)]

@@ -27,6 +27,9 @@ from bulwark.guardrails.rails import Guardrails
 from bulwark.memory.fusion import fit_budget, fuse
 from bulwark.memory.longterm import IMPORTANCE, memory_namespace
 from bulwark.nodes._text import latest_request, words
+from bulwark.observability.metrics import MEMORY_RECALL_DURATION, timed
+from bulwark.observability.telemetry import span
+from bulwark.observability.langsmith import traced_recall
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +59,26 @@ class Recall:
 
     def __call__(self, state: AgentState) -> dict:
         query, rankings, store, context = self._begin(state)
+        failed = False
         if store is not None:
             try:
                 rankings |= self.from_store(store, memory_namespace(context), query)
             except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
                 _store_failed(context, exc)
-        return self._update(rankings)
+                failed = True
+        return self._update(rankings, failed=failed)
 
     async def acall(self, state: AgentState) -> dict:
         """Async twin of :meth:`__call__`: the store's routes are searched concurrently."""
         query, rankings, store, context = self._begin(state)
+        failed = False
         if store is not None:
             try:
                 rankings |= await self.afrom_store(store, memory_namespace(context), query)
             except Exception as exc:  # noqa: BLE001 - memory must never take the answer down
                 _store_failed(context, exc)
-        return self._update(rankings)
+                failed = True
+        return self._update(rankings, failed=failed)
 
     @staticmethod
     def _begin(state: AgentState) -> tuple[str, dict[str, list[str]], BaseStore | None, RunContext]:
@@ -100,18 +107,29 @@ class Recall:
             "important": {"filter": {"importance": {"$gte": self.important}}, "limit": self.per_route},
         }
 
+    @traced_recall
     def from_store(self, store: BaseStore, namespace: tuple[str, ...], query: str) -> dict[str, list[str]]:
         """The store's routes for ``query`` in ``namespace``."""
-        return {
-            route: _texts(store.search(namespace, **search))
-            for route, search in self._searches(query).items()
-        }
+        with span("memory.recall"):
+            return {route: _texts(_search(store, namespace, route, search)) for route, search in self._searches(query).items()}
 
+    @traced_recall
     async def afrom_store(self, store: BaseStore, namespace: tuple[str, ...], query: str) -> dict[str, list[str]]:
         """Async :meth:`from_store`, the routes searched concurrently."""
         searches = self._searches(query)
-        found = await asyncio.gather(*(store.asearch(namespace, **search) for search in searches.values()))
+        with span("memory.recall"):
+            found = await asyncio.gather(*(_asearch(store, namespace, route, search) for route, search in searches.items()))
         return {route: _texts(items) for route, items in zip(searches, found, strict=True)}
+
+
+def _search(store: BaseStore, namespace: tuple[str, ...], route: str, search: dict[str, Any]) -> list[SearchItem]:
+    with timed(MEMORY_RECALL_DURATION, route):
+        return store.search(namespace, **search)
+
+
+async def _asearch(store: BaseStore, namespace: tuple[str, ...], route: str, search: dict[str, Any]) -> list[SearchItem]:
+    with timed(MEMORY_RECALL_DURATION, route):
+        return await store.asearch(namespace, **search)
 
 
 def _texts(items: list[SearchItem]) -> list[str]:

@@ -11,6 +11,8 @@ import re
 
 from bulwark.graphs.state import AgentState, Route
 from bulwark.nodes._text import latest_request
+from bulwark.observability.langsmith import annotate_run
+from bulwark.observability.telemetry import decided
 
 _REASONING = re.compile(
     r"\b(why|explain|compare|analy[sz]e|plan|design|prove|step by step|trade-?offs?"
@@ -50,6 +52,8 @@ class RouteModel:
                 "complexity": complexity,
                 "reason": "main model" if self.fast_model else "only model configured",
             }
+        annotate_run(route=route["model"], complexity=complexity)
+        decided("route_fast" if route["model"] != self.model else "route_main")
         return {"route": route}
 
     async def acall(self, state: AgentState) -> dict:

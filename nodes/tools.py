@@ -16,10 +16,12 @@ from typing import Any
 
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
 from bulwark.graphs.state import ToolTask
 from bulwark.guardrails.rails import Guardrails
+from bulwark.observability.telemetry import decided, span, tool_called
 from bulwark.persistence.effects import Claim, EffectJournal
 from bulwark.tools.idempotency import make_key
 from bulwark.tools.registry import ToolRegistry
@@ -56,14 +58,36 @@ class RunTool:
         self.registry = registry
         self.journal = journal
         self.rails = rails
+        self._names = frozenset(tool.name for tool in registry.tools)
 
     def __call__(self, task: ToolTask, config: RunnableConfig) -> dict:
-        return self._update(self._run(task["call"], config))
+        with span("tool.call", **{"tool.name": task["call"]["name"]}) as opened:
+            return self._update(self._observed(self._run(task["call"], config), opened))
 
     async def acall(self, task: ToolTask, config: RunnableConfig) -> dict:
         """Async twin of :meth:`__call__`: the tool runs through ``registry.arun`` and the
         journal through its async methods."""
-        return self._update(await self._arun(task["call"], config))
+        with span("tool.call", **{"tool.name": task["call"]["name"]}) as opened:
+            return self._update(self._observed(await self._arun(task["call"], config), opened))
+
+    def _observed(self, message: ToolMessage, opened: Any) -> ToolMessage:
+        """``message``, its outcome counted (and set on the ``tool.call`` span): ``success``,
+        ``error``, ``blocked`` (never ran: invalid arguments, an open breaker, an unknown
+        tool), ``rejected`` (by the reviewer) or ``replayed`` (from the effect journal)."""
+        artifact = message.artifact if isinstance(message.artifact, dict) else {}
+        if artifact.get("replayed"):
+            outcome = "replayed"
+        elif "attempts" not in artifact:
+            outcome = "rejected"
+        elif artifact["attempts"] == 0:
+            outcome = "blocked"
+        else:
+            outcome = message.status
+        name = message.name if message.name in self._names else "unknown"  # model-invented names stay out of labels
+        tool_called(name, outcome, artifact.get("breaker") if name != "unknown" else None)
+        if opened is not None:
+            opened.set_attributes({"tool.status": outcome, "tool.attempts": artifact.get("attempts", 0)})
+        return message
 
     def _update(self, message: ToolMessage) -> dict:
         """The state update: the result through the context rail, and its note."""
@@ -108,9 +132,13 @@ class RunTool:
         except KeyError:  # unknown tool: the registry answers with the list of tools
             return None
         if policy.requires_approval:
-            approved, reason = is_approved(
-                interrupt({"type": "approval", "tool": call["name"], "args": call["args"], "tool_call_id": call["id"]})
-            )
+            try:
+                decision = interrupt({"type": "approval", "tool": call["name"], "args": call["args"], "tool_call_id": call["id"]})
+            except GraphInterrupt:  # raised until a reviewer answers; the resumed run returns the answer
+                decided("approval_request")
+                raise
+            approved, reason = is_approved(decision)
+            decided("approval_granted" if approved else "approval_rejected")
             if not approved:
                 return _reply(call, f"rejected by reviewer{': ' + reason if reason else ''}", "error")
         if policy.idempotent:

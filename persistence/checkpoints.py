@@ -10,17 +10,19 @@ key every backend stores checkpoint values AES-256-GCM encrypted (see
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from langgraph.checkpoint.base import BaseCheckpointSaver, SerializerProtocol
 from langgraph.checkpoint.memory import InMemorySaver
 
+from bulwark.observability.metrics import CHECKPOINT_DURATION, timed
 from bulwark.persistence.sqlite import AsyncSqliteCheckpointer
 
 if TYPE_CHECKING:
@@ -95,7 +97,7 @@ async def open_checkpointer(
         raise PersistenceError(f"cannot open checkpoints: keep must be at least 1, got {keep!r}")
     if url.startswith(("redis://", "rediss://")):
         async with _open_redis(url, ttl, keep, serde) as saver:
-            yield saver
+            yield timed_checkpointer(saver)
         return
     if url == "memory://":
         if ttl is not None or keep is not None:
@@ -103,7 +105,7 @@ async def open_checkpointer(
                 "memory:// keeps no history to expire or trim: drop ttl and keep, "
                 "or use a sqlite:/// or redis:// URL"
             )
-        yield InMemorySaver(serde=serde)
+        yield timed_checkpointer(InMemorySaver(serde=serde))
         return
     if not url.startswith("sqlite:"):
         scheme = url.split(":", 1)[0] if ":" in url else url[:20]
@@ -126,7 +128,43 @@ async def open_checkpointer(
             raise PersistenceError(f"cannot open checkpoints: {exc}") from None
         except (sqlite3.Error, OSError) as exc:
             raise PersistenceError(f"cannot open checkpoints at {url}: {exc}") from exc
-        yield saver
+        yield timed_checkpointer(saver)
+
+
+_TIMED = {"aget_tuple": "get", "aput": "put", "aput_writes": "put_writes", "get_tuple": "get", "put": "put", "put_writes": "put_writes"}
+
+
+def timed_checkpointer(saver: BaseCheckpointSaver) -> BaseCheckpointSaver:
+    """``saver`` with each read, write and listing timed in ``checkpoint_duration_seconds``.
+
+    The methods are wrapped on this instance (a wrapper class would have to re-implement
+    every saver's interface); a listing is timed until the caller has read it all.
+    """
+    for name, op in _TIMED.items():
+        method = getattr(saver, name)
+        if inspect.iscoroutinefunction(method):
+            async def atimed(*args: Any, _method: Any = method, _op: str = op, **kwargs: Any) -> Any:
+                with timed(CHECKPOINT_DURATION, _op):
+                    return await _method(*args, **kwargs)
+            setattr(saver, name, atimed)
+        else:
+            def stimed(*args: Any, _method: Any = method, _op: str = op, **kwargs: Any) -> Any:
+                with timed(CHECKPOINT_DURATION, _op):
+                    return _method(*args, **kwargs)
+            setattr(saver, name, stimed)
+    alist, slist = saver.alist, saver.list
+
+    async def alisted(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        with timed(CHECKPOINT_DURATION, "list"):
+            async for item in alist(*args, **kwargs):
+                yield item
+
+    def listed(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with timed(CHECKPOINT_DURATION, "list"):
+            yield from slist(*args, **kwargs)
+
+    saver.alist, saver.list = alisted, listed  # type: ignore[method-assign]
+    return saver
 
 
 def open_checkpointer_for(

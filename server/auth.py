@@ -33,12 +33,15 @@ missing or ``None``.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jwt
+import structlog
 from langgraph_sdk import Auth
 from starlette.exceptions import HTTPException as ServerHTTPException
 
@@ -46,7 +49,7 @@ from bulwark.guardrails.intake import InputError, IntakePolicy, prepare_input
 from bulwark.guardrails.rails import Guardrails
 from bulwark.memory.longterm import KNOWLEDGE, MEMORIES
 from bulwark.nodes.agent import SYSTEM_PROMPT
-from bulwark.observability.logs import install_log_redaction
+from bulwark.observability.log_format import configure_logging
 from bulwark.server.credentials import CredentialError, Identity, authenticator
 from bulwark.server.limits import LEASE_KEY, TIER_KEY, RateLimited, RateLimits, UnknownTier
 from bulwark.server.webhooks import WebhookError, bind, check_url
@@ -65,7 +68,9 @@ _rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
 _intake = IntakePolicy.from_settings(settings)
 _limits = RateLimits.from_settings(settings)
 _webhook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-install_log_redaction(_rails.policy)
+# After the server's own logging config (it imports this module later): ours replaces it.
+configure_logging(settings, policy=_rails.policy, stream=sys.stdout, default_level="INFO")
+log = logging.getLogger(__name__)
 
 auth = Auth()
 
@@ -97,9 +102,11 @@ async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict
     # 401/403 pass); a Starlette one goes to its error handler as is, headers and all.
     except jwt.PyJWKClientConnectionError:  # our key server is down: not the client's fault
         raise ServerHTTPException(503, "cannot check tokens right now: the signing keys are unreachable") from None
+    structlog.contextvars.bind_contextvars(tenant=who.tenant_id)  # the request's later log lines
     try:
         await _limits.request(who)
     except RateLimited as exc:
+        _rate_limited(who, exc, "request")
         raise ServerHTTPException(429, str(exc), headers=_retry_after(exc)) from None
     except UnknownTier as exc:  # a genuine credential the server has no limits for
         raise ServerHTTPException(403, str(exc)) from None
@@ -112,11 +119,25 @@ async def authenticate(headers: Mapping[Any, Any]) -> Auth.types.MinimalUserDict
         "user_id": who.user_id,
         "credential": who.credential,
         "tier": who.tier,
+        # The run's request id when its context names none, so that its logs (keyed by the
+        # server's x-request-id), audit record, spans and LangSmith run share one id.
+        "request_id": header_request_id(headers),
     }
+
+
+def header_request_id(headers: Mapping[Any, Any]) -> str | None:
+    """The request's ``x-request-id`` (langgraph-api sets one on every run request), if it
+    is a valid request id; a malformed one is ignored, as the run id stands in."""
+    value = header(headers, "x-request-id")
+    return value if value and REQUEST_ID.match(value) else None
 
 
 def _retry_after(exc: RateLimited) -> dict[str, str]:
     return {"Retry-After": str(exc.retry_after_s)}
+
+
+def _rate_limited(who: Identity, exc: RateLimited, what: str) -> None:
+    log.info("rate_limited", extra={"limited": what, "tier": who.tier, "retry_after_s": exc.retry_after_s})
 
 
 async def _take_run(who: Identity, *, lease: str | None = None) -> None:
@@ -125,6 +146,7 @@ async def _take_run(who: Identity, *, lease: str | None = None) -> None:
     try:
         await _limits.run(who, lease=lease)
     except RateLimited as exc:
+        _rate_limited(who, exc, "run")
         raise Auth.exceptions.HTTPException(status_code=429, detail=str(exc), headers=_retry_after(exc)) from None
     except UnknownTier as exc:
         raise _fail(403, str(exc)) from None
@@ -160,6 +182,14 @@ def _who(ctx: Auth.types.AuthContext) -> Identity:
     return Identity(
         tenant_id=tenant, user_id=user_id, scopes=frozenset(ctx.permissions), credential=credential, tier=tier
     )
+
+
+def _request_id_of(user: Any) -> str | None:
+    """The ``x-request-id`` :func:`authenticate` kept on the user, if any."""
+    try:
+        return _claim(user, "request_id")
+    except (KeyError, AttributeError):
+        return None
 
 
 def _owned_by(who: Identity, ctx: Auth.types.AuthContext) -> dict[str, str]:
@@ -227,7 +257,10 @@ async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str
     # Without a context langgraph-api fills it from the client's configurable, which may
     # carry other keys; with one, it marks the configurable it derives from it.
     given = bool((kwargs.get("config") or {}).get("configurable", {}).get("__context_provided__")) or not nested
-    await prepare_run(kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given)
+    await prepare_run(
+        kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given,
+        http_request_id=_request_id_of(ctx.user),
+    )
     await _admit_run(kwargs, who, run_id=value.get("run_id"))  # last: a run refused for bad input costs nothing
     # aegra checks the thread's owner itself and takes the prepared context and config
     # only from a handler that returns no filter (server/engine_routes.py prepares the rest).
@@ -235,11 +268,15 @@ async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str
 
 
 async def prepare_run(
-    kwargs: dict, who: Identity, *, run_id: object, metadata: Mapping, context_given: bool, cron: bool = False
+    kwargs: dict, who: Identity, *, run_id: object, metadata: Mapping, context_given: bool, cron: bool = False,
+    http_request_id: str | None = None,
 ) -> None:
     """Validate and screen a run's (or cron's) kwargs in place: context from the identity,
     input screened and redacted, only ``resume`` commands, webhooks for ``admin`` only and
-    taken from the engine (:mod:`bulwark.server.webhooks` signs and sends them)."""
+    taken from the engine (:mod:`bulwark.server.webhooks` signs and sends them).
+
+    The run's request id is the context's ``request_id``, else ``http_request_id`` (the
+    request's ``x-request-id``), else the run id."""
     webhook = kwargs.pop("webhook", None) or None
     if webhook is not None:
         if not who.is_admin:
@@ -262,7 +299,7 @@ async def prepare_run(
     request_id = context.get("request_id") if context_given else None
     if request_id is not None and (not isinstance(request_id, str) or not REQUEST_ID.match(request_id)):
         raise _fail(422, "context.request_id must be 1-128 letters, digits, '.', '_', ':' or '-'")
-    kwargs["context"] = {"tenant_id": who.tenant_id, "user_id": who.user_id, "request_id": request_id or str(run_id)}
+    kwargs["context"] = {"tenant_id": who.tenant_id, "user_id": who.user_id, "request_id": request_id or http_request_id or str(run_id)}
     if isinstance(config.get("configurable"), dict):
         config["configurable"].update(kwargs["context"])
     if not cron:  # a cron's configurable stays empty: langgraph-api refuses one next to a context

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -54,13 +55,14 @@ ENGINE_DEFAULTS = {
     "HEARTBEAT_INTERVAL_SECONDS": "5",
     "REAPER_INTERVAL_SECONDS": "5",
     "WORKER_COUNT": "1",
-    "ENABLE_PROMETHEUS_METRICS": "true",
-    "LOG_LEVEL": "WARNING",
+    # Off: its instrumentator's http_requests_total (labelled by handler) would clash with
+    # Bulwark's in one scrape; HttpMetrics serves /metrics and records the HTTP series.
+    "ENABLE_PROMETHEUS_METRICS": "false",
 }
-"""aegra settings Bulwark chooses; the environment wins over each."""
-ENGINE_FIXED = {
-    "REDIS_BROKER_ENABLED": "true",
-    "FF_V2_EVENT_STREAMING": "false",
+"""aegra settings Bulwark chooses; the environment wins over each (its ``LOG_LEVEL`` and
+``ENV_MODE`` follow ``BULWARK_LOG_LEVEL`` and ``BULWARK_LOG_FORMAT``:
+:func:`bulwark.observability.log_format.server_log_env`)."""
+ENGINE_OTEL_OFF = {
     "OTEL_TARGETS": "",
     "OTEL_CONSOLE_EXPORT": "false",
     "OTEL_SDK_DISABLED": "true",
@@ -68,10 +70,21 @@ ENGINE_FIXED = {
     "OTEL_METRICS_EXPORTER": "none",
     "OTEL_LOGS_EXPORTER": "none",
 }
+"""No trace, metric or log exporter (nothing leaves the machine), unless the environment
+configures OpenTelemetry export (:data:`OTEL_EXPORT_VARIABLES`): then none of these is set
+and :mod:`bulwark.observability.telemetry` exports as told. A value set in the environment
+always wins."""
+OTEL_EXPORT_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER",
+)
+ENGINE_FIXED = {
+    "REDIS_BROKER_ENABLED": "true",
+    "FF_V2_EVENT_STREAMING": "false",
+}
 """Always set: the Redis mode (shared queue, leases; without it a replica's runs die with
-it), no trace, metric or log exporter (nothing leaves the machine), and no Agent Protocol
-v2 event streaming, whose ``/threads/{id}/commands`` would start runs past the intake of
-:mod:`bulwark.server.engine_routes`."""
+it), and no Agent Protocol v2 event streaming, whose ``/threads/{id}/commands`` would start
+runs past the intake of :mod:`bulwark.server.engine_routes`."""
 
 _DATABASE_HINT = "use postgresql://user:password@host:5432/database"
 _REDIS_HINT = "use redis://[:password@]host[:port][/db] or rediss://... for TLS"
@@ -153,7 +166,8 @@ def engine_env(
     host: str, port: int, jobs: int,
 ) -> dict[str, str]:
     """The environment variables to set for the engine, on top of ``environ``."""
-    chosen = {**ENGINE_DEFAULTS, "N_JOBS_PER_WORKER": str(jobs)}
+    otel = {} if any(environ.get(name) for name in OTEL_EXPORT_VARIABLES) else ENGINE_OTEL_OFF
+    chosen = {**ENGINE_DEFAULTS, **otel, "N_JOBS_PER_WORKER": str(jobs)}
     return {
         **{key: value for key, value in chosen.items() if key not in environ},
         **ENGINE_FIXED,
@@ -225,4 +239,9 @@ def serve(settings: Settings, found: Backends, *, host: str, port: int, workdir:
     )
     import uvicorn
 
+    from bulwark.observability.log_format import server_log_env
+
+    # aegra logs as Bulwark does until server/auth.py, imported with the routes, takes over.
+    log_env = server_log_env(settings, stream=sys.stdout)
+    os.environ.update({key: value for key, value in log_env.items() if key not in os.environ})
     uvicorn.run(ENGINE_APP, host=host, port=port, log_level="warning", lifespan="on")

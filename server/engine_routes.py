@@ -91,7 +91,7 @@ async def prepare(body: dict[str, Any], headers: Mapping[str, str], *, cron: boo
         context = body["context"] = {}
     if isinstance(context, dict):  # the handler refuses any other context
         # aegra has no run id yet: the request id ties the input's screening to its turn.
-        context.setdefault("request_id", str(uuid.uuid4()))
+        context.setdefault("request_id", auth.header_request_id(headers) or str(uuid.uuid4()))
     await auth.prepare_run(
         body, who, run_id=None, metadata=body.get("metadata") or {}, context_given=True, cron=cron
     )
@@ -123,7 +123,8 @@ class Intake:
                 await response(scope, receive, send)
                 return
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-        scope = {**scope, "headers": [*headers, (b"content-length", str(len(raw)).encode())]}
+        # In place: the route the app matches is recorded in this scope, which HttpMetrics reads.
+        scope["headers"] = [*headers, (b"content-length", str(len(raw)).encode())]
         await self.app(scope, _replay(raw, receive), send)
 
 
@@ -176,5 +177,7 @@ app = FastAPI(
     redirect_slashes=False,
 )
 """The FastAPI app aegra mounts: ``/health``, ``/ready`` (server/routes.py) and ``/ok``,
-with :class:`Intake` in front of aegra's API."""
+with :class:`Intake` in front of aegra's API and :class:`~bulwark.server.routes.HttpMetrics`
+(``/metrics``, HTTP series) in front of everything."""
 app.add_middleware(Intake)
+app.add_middleware(routes.http_metrics.cls, *routes.http_metrics.args, **routes.http_metrics.kwargs)  # outermost

@@ -76,6 +76,7 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
+from bulwark.observability.metrics import RATE_LIMIT_REJECTIONS
 from bulwark.persistence.redis import parse_redis_url
 from bulwark.server.credentials import DEFAULT_TIER, Identity
 from bulwark.settings import RATE_LIMIT_TIER_FIELDS, Settings
@@ -437,11 +438,14 @@ class RateLimits:
                 f"this credential's rate-limit tier {name[:64]!r} is not configured on this server"
             ) from None
 
-    async def _take(self, key: str, per_minute: int | None, what: str, amount: float = 1) -> None:
+    async def _take(
+        self, key: str, per_minute: int | None, what: str, amount: float = 1, *, limit: str, tier: str
+    ) -> None:
         if not per_minute:
             return
         wait = await self.limiter.take(key, per_minute, amount)
         if wait > 0:
+            RATE_LIMIT_REJECTIONS.labels(limit, tier).inc()
             raise RateLimited(f"{what} ({per_minute} a minute)", max(1, math.ceil(wait)))
 
     async def request(self, who: Identity) -> None:
@@ -454,9 +458,9 @@ class RateLimits:
         tier = self.tier(who.tier)
         # Credential ids are unique per tenant only (``jwt:<user>``): key them by both.
         await self._take(f"cred:{who.tenant_id}/{who.credential}", tier.requests_per_minute,
-                         "too many requests for this credential")
+                         "too many requests for this credential", limit="requests", tier=who.tier)
         await self._take(f"tenant:{who.tenant_id}", tier.tenant_requests_per_minute,
-                         "too many requests for this tenant")
+                         "too many requests for this tenant", limit="tenant_requests", tier=who.tier)
 
     async def run(self, who: Identity, *, lease: str | None = None) -> None:
         """Admit a new run for ``who`` under the lease id ``lease`` (its run id): its
@@ -471,17 +475,18 @@ class RateLimits:
         tier = self.tier(who.tier)
         if lease is not None:
             await self._take(f"tokens:{who.tenant_id}", tier.tokens_per_minute,
-                             "this tenant's model tokens are spent", amount=0)
+                             "this tenant's model tokens are spent", amount=0, limit="tokens", tier=who.tier)
             if tier.concurrent_runs:
                 wait = await self.limiter.acquire(f"lease:{who.tenant_id}", lease, tier.concurrent_runs, self.run_lease_s)
                 if wait > 0:
+                    RATE_LIMIT_REJECTIONS.labels("concurrent_runs", who.tier).inc()
                     raise RateLimited(
                         f"too many runs in flight for this tenant ({tier.concurrent_runs} at once)",
                         max(1, math.ceil(wait)),
                     )
         try:
             await self._take(f"runs:{who.tenant_id}/{who.credential}", tier.runs_per_minute,
-                             "too many new runs for this credential")
+                             "too many new runs for this credential", limit="runs", tier=who.tier)
         except RateLimited:
             if lease is not None:
                 await self.end(who.tenant_id, lease)

@@ -36,12 +36,24 @@ timeout, the rail's verdict, or the exception's type, never its message (it may 
 and paths; it goes to the server log, passwords masked). A result is reused for
 :data:`RESULT_TTL_S` and one probe runs at a time, so callers hammering this open path do not
 reach the backends more often than that.
+
+``GET /metrics`` is the Prometheus scrape (:mod:`bulwark.observability.metrics`), and every
+HTTP request is counted and timed (``http_requests_total``, ``http_request_duration_seconds``)
+by :class:`HttpMetrics`, a pure ASGI middleware on :data:`app`. langgraph-api applies this
+app's middleware to the whole server (``app.user_middleware``), so it sees every route, and
+it answers ``/metrics`` itself because langgraph-api's own ``/metrics`` is matched before
+custom routes; the body includes langgraph-api's series too. Requests are labelled with the
+route template the router matched (``/threads/{thread_id}/runs/wait``; ``other`` when none
+did) and the method, never the path itself, so thread ids never become label values. Like
+the probes it answers without a credential (it holds no tenant data); with
+``BULWARK_METRICS_TOKEN`` set it wants ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import re
 import sqlite3
@@ -50,13 +62,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bulwark.guardrails.rails import Guardrails
 from bulwark.memory.store import QdrantStore, open_memory_store
 from bulwark.nodes.agent import SYSTEM_PROMPT
+from bulwark.observability import metrics
 from bulwark.persistence.checkpoints import open_checkpointer_for
 from bulwark.server.credentials import authenticator
 from bulwark.server.websocket import RunSockets
@@ -159,6 +174,72 @@ def _read_sqlite(path: Path) -> None:
         raise NotReady("no checkpoints table")
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class HttpMetrics:
+    """Pure ASGI middleware: counts and times every HTTP request, and answers ``GET /metrics``.
+
+    Pure ASGI rather than ``BaseHTTPMiddleware``, which would move the app into another
+    task. The route template is read after the app has run, from ``scope["route"]``, which
+    the router sets on the same scope.
+
+    Args:
+        app: the application it wraps.
+        token: the bearer token ``/metrics`` wants; ``None``: no credential.
+        clock: monotonic seconds, for the durations.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, token: str | None = None, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = self.clock()
+        status = 500  # what the client gets if the app raises before answering
+        app = self._scrape if scope["path"] == "/metrics" and scope["method"] in {"GET", "HEAD"} else self.app
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_status)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            route = "/metrics" if app is self._scrape else _route_template(scope)
+            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            metrics.HTTP_DURATION.labels(method, route).observe(self.clock() - started)
+
+    async def _scrape(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token is not None:
+            given = Request(scope).headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                response = Response("a bearer token is required\n", status_code=401, headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        # Reading the multiprocess files is file I/O: off the event loop.
+        body = await asyncio.to_thread(metrics.exposition)
+        await Response(body, media_type=metrics.CONTENT_TYPE, headers=NO_STORE)(scope, receive, send)
+
+
+def _route_template(scope: Scope) -> str:
+    """The path template of the route that handled the request, or ``other``: langgraph-api's
+    routes put their template in ``scope["route"]`` as a string, Starlette's the route."""
+    route = scope.get("route")
+    if isinstance(route, str):
+        return route
+    return route.path_format if isinstance(route, (Route, WebSocketRoute)) else "other"
+
+
 settings = load_settings()
 readiness = Readiness(settings)
 run_sockets = RunSockets(settings=settings, authenticator=authenticator(settings))
@@ -196,6 +277,10 @@ async def ready(request: Request) -> JSONResponse:
     )
 
 
+http_metrics = Middleware(HttpMetrics, token=settings.metrics_token.get_secret_value() if settings.metrics_token else None)
+"""The metrics middleware as configured (``bulwark serve --prod`` adds it to aegra's app too)."""
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(_: Starlette) -> AsyncIterator[None]:
     yield
@@ -207,8 +292,10 @@ app = Starlette(
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         WebSocketRoute("/ws/threads/{thread_id}/runs", run_sockets.serve),
-        # /metrics: a later issue adds it here (langgraph-api's own /metrics is matched first).
     ],
+    # /metrics is answered by the middleware: langgraph-api's own /metrics is matched first.
+    middleware=[http_metrics],
     lifespan=_lifespan,
 )
-"""The Starlette app the server mounts (``http.app``): ``/health``, ``/ready`` and the runs WebSocket."""
+"""The Starlette app the server mounts (``http.app``): ``/health``, ``/ready``, the runs
+WebSocket, and (its middleware, applied to the whole server) ``/metrics``."""

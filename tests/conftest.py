@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ for name, value in {
 }.items():
     os.environ[name] = value
 
+from collections.abc import Iterator  # noqa: E402
+
 from bulwark.settings import Settings, load_settings  # noqa: E402
 
 
@@ -28,6 +31,18 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """What a test configures of logging (``bulwark.cli.main.main`` run in-process installs
+    the record factory and a root handler on that test's captured stderr) ends with it."""
+    root = logging.getLogger()
+    factory, handlers, level = logging.getLogRecordFactory(), root.handlers[:], root.level
+    yield
+    logging.setLogRecordFactory(factory)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Offline settings with a fresh data directory."""
@@ -35,8 +50,6 @@ def settings(tmp_path: Path) -> Settings:
 
 
 # -- Redis-protocol servers (tests/redis_servers.py) ---------------------------------------------
-
-from collections.abc import Iterator  # noqa: E402
 
 from redis_servers import SERVER_NAMES, RedisServer, RedisServers  # noqa: E402
 

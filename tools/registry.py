@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import logging
 import math
 import random
 import re
@@ -66,11 +67,13 @@ from langchain_core.runnables.config import merge_configs
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from bulwark.observability.langsmith import traced_tool_call
 from bulwark.settings import Settings
 from bulwark.tools.idempotency import CONFIG_KEY, make_key
 from bulwark.tools.policy import BreakerState, CircuitBreaker, ToolPolicy, is_transient
 from bulwark.tools.schema import tool_from_schema
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 AsyncSleep = Callable[[float], Awaitable[None]]
@@ -263,6 +266,7 @@ class ToolRegistry:
 
     # -- running ---------------------------------------------------------------------------
 
+    @traced_tool_call
     async def arun(self, call: ToolCall, *, config: RunnableConfig | None = None) -> ToolMessage:
         """Run one tool call from a model and return its result as a ``ToolMessage``.
 
@@ -286,6 +290,7 @@ class ToolRegistry:
             return self._finish(run, exc, attempts)
         return self._finish(run, result, attempts)
 
+    @traced_tool_call
     def run(self, call: ToolCall, *, config: RunnableConfig | None = None) -> ToolMessage:
         """Like :meth:`arun`, blocking: each attempt runs in a worker thread so its timeout
         holds even when the tool hangs."""
@@ -393,8 +398,15 @@ class ToolRegistry:
         # A ToolException that is not transient is the tool answering "bad request"
         # (division by zero, unknown timezone): the tool is healthy, the breaker stays shut.
         rejected = isinstance(outcome, ToolException) and not is_transient(outcome)
+        if status == "error":  # the error's type, never its text (it may quote the arguments)
+            error = type(outcome).__name__ if isinstance(outcome, BaseException) else None
+            log.log(logging.INFO if rejected else logging.WARNING, "tool_failed",
+                    extra={"tool": name, "error": error, "attempts": attempts})
         if status == "error" and not rejected:
+            was_open = entry.breaker.state is BreakerState.OPEN
             entry.breaker.record_failure()
+            if not was_open and entry.breaker.state is BreakerState.OPEN:
+                log.warning("breaker_opened", extra={"tool": name, "recovery_s": entry.policy.recovery_s})
         else:
             entry.breaker.record_success()
         duration_ms = _ms(self._clock() - run.started)
