@@ -24,8 +24,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import BaseTool
+from langgraph._internal._runnable import RunnableCallable  # noqa: PLC2701 - see _node
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -84,10 +84,15 @@ def _after_agent(state: AgentState) -> list[Send] | list[str]:
     return ["guard_output", "remember"]
 
 
-def _node(name: str, node: Any) -> RunnableLambda:
-    """``node`` as a graph node: ``node(...)`` under invoke/stream, ``node.acall(...)``
-    under ainvoke/astream, each in a span of its own when tracing is on."""
-    return RunnableLambda(traced_node(name, node), afunc=traced_node(name, node.acall), name=name)
+def _node(name: str, node: Any, afunc: Any = None) -> RunnableCallable:
+    """``node`` as a graph node: ``node(...)`` under invoke/stream, ``node.acall(...)`` (or
+    ``afunc``) under ainvoke/astream, each in a span of its own when tracing is on.
+
+    LangGraph's own ``RunnableCallable`` with ``trace=False``, the one it builds for a plain
+    function: the node's run is the graph's node run, where a ``RunnableLambda`` would add a
+    second run under it, doubling what LangSmith tracing serializes for every node (measured:
+    bench/observability.py)."""
+    return RunnableCallable(traced_node(name, node), traced_node(name, afunc or node.acall), name=name, trace=False)
 
 
 def build_agent_graph(
@@ -131,7 +136,7 @@ def build_agent_graph(
     # sync call serves invoke/stream. Nodes read the runtime with get_runtime().
     guard_input = GuardInput(rails=rails, window_turns=settings.screen_window_turns)
     graph.add_node("guard_input", _node("guard_input", guard_input))
-    graph.add_node("refuse", RunnableLambda(traced_node("refuse", refuse), afunc=traced_node("refuse", arefuse), name="refuse"))
+    graph.add_node("refuse", _node("refuse", refuse, arefuse))
     graph.add_node("recall", _node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens)))
     graph.add_node("route", _node("route", RouteModel(model=settings.model, fast_model=settings.fast_model)))
     graph.add_node(
