@@ -32,6 +32,14 @@ class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message says how to fix it."""
 
 
+def _audit() -> Any:
+    """``bulwark.persistence.audit``, imported when first needed (it imports redis): its
+    retention defaults and checks are the settings' own."""
+    from bulwark.persistence import audit
+
+    return audit
+
+
 class Settings(BaseSettings):
     """Everything configurable about a Bulwark deployment."""
 
@@ -71,12 +79,12 @@ class Settings(BaseSettings):
         "starts; the conversation is kept, older history for time travel is not). Unset: keep all.",
     )
     audit_retention_days: dict[str, int | None] = Field(
-        default_factory=lambda: {"SHORT_TERM": 30, "LONG_TERM": 7 * 365, "PERMANENT": None},
+        default_factory=lambda: dict(_audit().DEFAULT_RETENTION_DAYS),
         description='Days `bulwark audit prune` keeps a record of each retention policy, as JSON: '
         '{"SHORT_TERM": 30, "LONG_TERM": 2555, "PERMANENT": null} (null: never pruned).',
     )
     audit_retention: str = Field(
-        default="LONG_TERM",
+        default_factory=lambda: _audit().DEFAULT_RETENTION,
         description="Retention policy of new audit records, a key of `audit_retention_days`.",
     )
     max_input_chars: int = Field(default=8000, gt=0, description="Longest accepted request.")
@@ -331,18 +339,14 @@ class Settings(BaseSettings):
     @field_validator("audit_retention_days")
     @classmethod
     def _audit_retention_days(cls, value: dict[str, int | None]) -> dict[str, int | None]:
-        from bulwark.persistence.audit import check_retention
-
-        check_retention(value)
+        _audit().check_retention(value)
         return value
 
     @field_validator("audit_retention")
     @classmethod
     def _audit_retention(cls, value: str, info: ValidationInfo) -> str:
-        from bulwark.persistence.audit import check_retention
-
         if "audit_retention_days" in info.data:  # else its own error is reported
-            check_retention(info.data["audit_retention_days"], value)
+            _audit().check_retention(info.data["audit_retention_days"], value)
         return value
 
     @field_validator("checkpointer_url")

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -143,18 +143,29 @@ def mask_url(url: str) -> str:
 _URL_HINT = "use redis[s]://[[user]:password@]host[:port][/db][?ttl=SECONDS]"
 
 
-def parse_redis_url(url: str) -> tuple[str, float | None]:
-    """Validate a Redis URL; return it without Bulwark's ``ttl`` option, and that TTL."""
+def split_server_url(
+    url: str, *, schemes: Sequence[str], name: str, hint: str, error: type[Exception]
+) -> SplitResult:
+    """``url`` split, once it is checked to be ``<scheme>://host...`` with one of
+    ``schemes`` and a valid port; else ``error`` naming ``name`` and the masked URL, then
+    ``hint``."""
     shown = mask_url(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise PersistenceError(f"invalid Redis URL {shown!r} ({exc}): {_URL_HINT}") from None
-    if parts.scheme not in ("redis", "rediss") or not url.startswith(f"{parts.scheme}://"):
-        raise PersistenceError(f"invalid Redis URL {shown!r}: {_URL_HINT}")
+        raise error(f"invalid {name} {shown!r} ({exc}): {hint}") from None
+    if parts.scheme not in schemes or not url.startswith(f"{parts.scheme}://"):
+        raise error(f"invalid {name} {shown!r}: {hint}")
     if not parts.hostname:
-        raise PersistenceError(f"invalid Redis URL {shown!r}: no host; {_URL_HINT}")
+        raise error(f"invalid {name} {shown!r}: no host; {hint}")
+    return parts
+
+
+def parse_redis_url(url: str) -> tuple[str, float | None]:
+    """Validate a Redis URL; return it without Bulwark's ``ttl`` option, and that TTL."""
+    shown = mask_url(url)
+    parts = split_server_url(url, schemes=("redis", "rediss"), name="Redis URL", hint=_URL_HINT, error=PersistenceError)
     path = parts.path.strip("/")
     if path and not path.isdigit():
         raise PersistenceError(

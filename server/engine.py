@@ -38,11 +38,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from bulwark.memory.longterm import KNOWLEDGE, MEMORIES
 from bulwark.persistence.checkpoints import PersistenceError
-from bulwark.persistence.redis import mask_url, parse_redis_url
+from bulwark.persistence.redis import mask_url, parse_redis_url, split_server_url
 from bulwark.settings import ConfigError, Settings
 
 ENGINE_APP = "aegra_api.main:app"
@@ -100,15 +99,9 @@ def database_url(value: str | None) -> str:
     if not value:
         raise ConfigError(f"DATABASE_URL is not set: {_DATABASE_HINT}")
     shown = mask_url(value)
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ConfigError(f"invalid DATABASE_URL {shown!r} ({exc}): {_DATABASE_HINT}") from None
-    if parts.scheme not in ("postgresql", "postgres") or not value.startswith(f"{parts.scheme}://"):
-        raise ConfigError(f"invalid DATABASE_URL {shown!r}: {_DATABASE_HINT}")
-    if not parts.hostname:
-        raise ConfigError(f"invalid DATABASE_URL {shown!r}: no host; {_DATABASE_HINT}")
+    parts = split_server_url(
+        value, schemes=("postgresql", "postgres"), name="DATABASE_URL", hint=_DATABASE_HINT, error=ConfigError
+    )
     if not parts.path.strip("/"):
         raise ConfigError(f"invalid DATABASE_URL {shown!r}: no database name; {_DATABASE_HINT}")
     return value
