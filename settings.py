@@ -7,15 +7,15 @@ object is built, so a bad value fails at start-up with a message naming the vari
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-MODEL_SPEC = re.compile(r"^(offline|openai:[A-Za-z0-9._:/-]+)$")
 EMBEDDINGS_SPEC = re.compile(r"^(hash(:[1-9][0-9]{0,4})?|openai:[A-Za-z0-9._:/-]+|minilm)$")
 WEBHOOK_SECRET_MIN_BYTES = 32
 TIER_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -26,6 +26,10 @@ RATE_LIMIT_TIER_FIELDS = (
 """What a tier may override: ``rate_limit_<field>`` (:class:`bulwark.server.limits.Tier`)."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """What ``BULWARK_LOG_LEVEL`` accepts (any case)."""
+
+
+if TYPE_CHECKING:
+    from bulwark.models.catalogue import Catalogue
 
 
 class ConfigError(ValueError):
@@ -46,14 +50,51 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BULWARK_", env_file=".env", extra="ignore", frozen=True
     )
+    _models: Catalogue = PrivateAttr()
 
     model: str = Field(
         default="offline",
-        description="Chat model: `offline` (deterministic stand-in) or `openai:<model>`.",
+        description="Chat model without a catalogue: `offline` (deterministic stand-in) or "
+        "`provider:model` (openai:gpt-4o-mini, any provider init_chat_model knows).",
     )
     fast_model: str | None = Field(
         default=None,
-        description="Optional cheaper model the router picks for simple requests.",
+        description="Optional cheaper model the router picks for simple requests (without a catalogue).",
+    )
+    models: Path | None = Field(
+        default=None,
+        description="Model catalogue, a YAML or JSON file: models with prices, quality and "
+        "provider settings, the fallback chain and the routing rules (see README, Cost control); "
+        "unset: `model` and `fast_model`, unpriced.",
+    )
+    budgets: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict,
+        description='Model spend limits per tenant in USD, as JSON: {"*": {"daily_usd": 5, '
+        '"monthly_usd": 100}, "acme": {"daily_usd": 50}}; "*" is the default, a tenant\'s entry '
+        "overrides it field by field (null: no cap); unset: no limit.",
+    )
+    budget_exhausted: Literal["downgrade", "refuse"] = Field(
+        default="downgrade",
+        description="When a tenant's budget is spent: answer with the cheapest model (`downgrade`) "
+        "or refuse the turn with a message saying when the budget renews (`refuse`).",
+    )
+    cache: Literal["off", "exact", "semantic"] = Field(
+        default="off",
+        description="Answer cache: `exact` serves a repeated request (same tenant, model, prompt "
+        "context) from an in-process LRU and, when the checkpointer is on Redis, from Redis; "
+        "`semantic` also serves similar requests through the memory store; `off`: none.",
+    )
+    cache_ttl_s: float = Field(default=3600.0, gt=0, description="Lifetime of a cached answer, seconds.")
+    cache_l1_size: int = Field(default=10_000, ge=1, description="Answers kept in each process's LRU.")
+    cache_similarity: float = Field(
+        default=0.95, gt=0, le=1,
+        description="Least cosine similarity of a semantic hit (the false-hit guard applies too).",
+    )
+    model_breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive failures that open a model's circuit breaker."
+    )
+    model_breaker_recovery_s: float = Field(
+        default=30.0, gt=0, description="Seconds an open model breaker waits before a trial call."
     )
     openai_base_url: str | None = Field(
         default=None,
@@ -269,19 +310,16 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="Bearer token `GET /metrics` wants; unset: no credential (keep it off public ingress)."
     )
-    model_prices: dict[str, dict[str, float]] = Field(
-        default_factory=dict,
-        description='USD per million tokens by model spec, for the usage, audit, traces and llm_cost_usd_total: {"openai:gpt-4o-mini": {"input": 0.15, "output": 0.6}}.',
-    )
-
     @field_validator("model", "fast_model")
     @classmethod
     def _model_spec(cls, value: str | None) -> str | None:
-        if value is not None and not MODEL_SPEC.match(value):
-            raise ValueError(
-                f"unknown model spec {value!r}: use 'offline' or 'openai:<model>' "
-                "(for example openai:gpt-4o-mini)"
-            )
+        if value is not None:
+            from bulwark.models.catalogue import ModelEntry
+
+            try:
+                ModelEntry(name="model", spec=value)
+            except ValidationError as exc:
+                raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
         return value
 
     @field_validator("log_level")
@@ -326,14 +364,12 @@ class Settings(BaseSettings):
                     )
         return value
 
-    @field_validator("model_prices")
+    @field_validator("budgets")
     @classmethod
-    def _model_prices(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for model, prices in value.items():
-            if unknown := sorted(set(prices) - {"input", "output"}):
-                raise ValueError(f"model {model[:40]!r}: unknown price {unknown[0][:40]!r}: use input and output")
-            if any(price < 0 for price in prices.values()):
-                raise ValueError(f"model {model[:40]!r}: prices must be >= 0 USD per million tokens")
+    def _budgets(cls, value: dict[str, dict[str, float | None]]) -> dict[str, dict[str, float | None]]:
+        from bulwark.persistence.usage import check_budgets
+
+        check_budgets(value)
         return value
 
     @field_validator("audit_retention_days")
@@ -409,6 +445,24 @@ class Settings(BaseSettings):
                 "BULWARK_AUTH=jwt needs one of BULWARK_JWT_SECRET (HS256) and BULWARK_JWT_JWKS (RS256/ES256)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _catalogue(self) -> Settings:
+        from bulwark.models.catalogue import CatalogueError, default_catalogue, load_catalogue
+
+        if self.models is None:
+            self._models = default_catalogue(self.model, self.fast_model)
+        else:
+            try:
+                self._models = load_catalogue(self.models, environ=os.environ)
+            except CatalogueError as exc:
+                raise ValueError(f"BULWARK_MODELS {exc}") from None
+        return self
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The models the router picks from: ``BULWARK_MODELS``, else ``model``/``fast_model``."""
+        return self._models
 
     @property
     def resolved_api_keys_file(self) -> Path:

@@ -11,26 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bulwark.cli._args import iso_date, tenant_id
 from bulwark.persistence.audit import AuditChain, AuditError, AuditLog, RedisAuditLog, audit_log_for
 from bulwark.persistence.checkpoints import PersistenceError
 from bulwark.settings import Settings
 
 EXIT_BROKEN = 1
-
-
-def _date(value: str) -> datetime:
-    """An ISO 8601 date or time; without a zone it is UTC."""
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid date {value[:40]!r}: use YYYY-MM-DD or an ISO 8601 time such as 2026-01-31T12:00:00Z"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _redis_url(value: str) -> str:
@@ -45,25 +34,16 @@ def _redis_url(value: str) -> str:
     return url
 
 
-def _tenant(value: str) -> str:
-    from bulwark.server.credentials import validate_id
-
-    try:
-        return validate_id("tenant", value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def add_parser(commands: Any) -> None:
     """Register ``bulwark audit`` and its actions on the ``bulwark`` subcommands."""
     audit = commands.add_parser("audit", help="verify, prune or export the hash-chained audit log")
     actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     verify = actions.add_parser("verify", help="walk the hash chain: exit 1 naming the first bad record")
     prune = actions.add_parser("prune", help="remove old records their retention policy lets go")
-    prune.add_argument("--before", type=_date, required=True, metavar="DATE", help="only records older than this (ISO 8601)")
+    prune.add_argument("--before", type=iso_date, required=True, metavar="DATE", help="only records older than this (ISO 8601)")
     export = actions.add_parser("export", help="a tenant's records as JSON lines, for compliance")
-    export.add_argument("--tenant", type=_tenant, required=True, help="tenant id")
-    export.add_argument("--since", type=_date, metavar="DATE", help="only records from this date on (ISO 8601)")
+    export.add_argument("--tenant", type=tenant_id, required=True, help="tenant id")
+    export.add_argument("--since", type=iso_date, metavar="DATE", help="only records from this date on (ISO 8601)")
     export.add_argument("--out", type=Path, metavar="FILE", help="write here instead of standard output")
     for action in (verify, prune, export):
         where = action.add_mutually_exclusive_group()

@@ -1,5 +1,5 @@
 """The ``bulwark`` command line: ask, chat, resume, serve, graph, guard, threads, eval, ingest,
-memory, keys, audit.
+memory, keys, audit, usage.
 
 Every command validates its input and configuration first; an error prints one line
 (``bulwark: error: …``) and exits non-zero without touching any thread. ``--debug``
@@ -29,7 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Command, Interrupt
 
-from bulwark.cli import audit
+from bulwark.cli import audit, usage
 from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.memory.knowledge import MAX_CHARS, MIN_CHARS, ingest
@@ -241,6 +241,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"longest chunk in characters (default {MAX_CHARS})",
     )
     audit.add_parser(commands)
+    usage.add_parser(commands)
     return parser
 
 
@@ -729,6 +730,7 @@ COMMANDS = {
     "memory": _memory,
     "keys": _keys,
     "audit": audit.run,
+    "usage": usage.run,
 }
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from langgraph.types import Send, StateSnapshot
 from bulwark.graphs.state import AgentInput, AgentState, RunContext
 from bulwark.guardrails.rails import Guardrails
 from bulwark.models.factory import make_chat_model
+from bulwark.models.fallback import model_breakers
 from bulwark.nodes.agent import SYSTEM_PROMPT, Agent, wants_tools
 from bulwark.nodes.audit import Audit
 from bulwark.nodes.guard_input import GuardInput
@@ -48,6 +50,7 @@ from bulwark.observability.telemetry import decided, traced_node, with_turn_span
 from bulwark.memory.store import MemoryStoreError, QdrantStore, open_memory_store
 from bulwark.persistence.audit import audit_log_for
 from bulwark.persistence.checkpoints import open_checkpointer_for
+from bulwark.persistence.usage import usage_ledger_for
 from bulwark.server.webhooks import WebhookSender
 from bulwark.settings import Settings
 from bulwark.persistence.effects import EffectJournal
@@ -102,23 +105,26 @@ def build_agent_graph(
     tools: Sequence[BaseTool] | ToolRegistry | None = None,
     rails: Guardrails | None = None,
     limits: RateLimits | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> StateGraph:
     """Return the uncompiled agent graph (for the LangGraph server or further wiring).
 
     Args:
         settings: the deployment's configuration.
-        models: chat models by spec; built from ``settings.model``/``fast_model`` if omitted.
+        models: chat models by catalogue name (``settings.catalogue``), replacing the ones
+            it would build (tests pass scripted models this way).
         tools: a registry, or tools to register with policies from settings; the
             built-in registry if omitted.
         rails: the guardrails; built from settings if omitted (share one per process:
             building NeMo rails takes a few hundred milliseconds).
         limits: the server's rate limits: the agent node debits each model call's tokens
             and the audit node gives back the run's concurrent-run lease; none if omitted.
+        clock: monotonic seconds for the models' circuit breakers.
     """
     data_dir = settings.ensure_data_dir()
-    if models is None:
-        specs = dict.fromkeys(s for s in (settings.model, settings.fast_model) if s)
-        models = {spec: make_chat_model(spec, settings=settings) for spec in specs}
+    catalogue = settings.catalogue
+    models = {**{entry.name: make_chat_model(entry, settings=settings) for entry in catalogue.models
+                 if entry.name not in (models or {})}, **(models or {})}
     if isinstance(tools, ToolRegistry):
         registry = tools
     elif tools is None:
@@ -138,21 +144,16 @@ def build_agent_graph(
     graph.add_node("guard_input", _node("guard_input", guard_input))
     graph.add_node("refuse", _node("refuse", refuse, arefuse))
     graph.add_node("recall", _node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens)))
-    graph.add_node("route", _node("route", RouteModel(model=settings.model, fast_model=settings.fast_model)))
-    graph.add_node(
-        "agent",
-        _node(
-            "agent",
-            Agent(
-                models=models,
-                tools=registry.tools,
-                history_tokens=settings.history_tokens,
-                policy=rails.policy,
-                spent=limits.spent if limits else None,
-                prices=settings.model_prices,
-            ),
-        ),
-    )
+    ledger = usage_ledger_for(settings)
+    budgets = {"ledger": ledger, "budgets": settings.budgets}
+    route = RouteModel(catalogue=catalogue, history_tokens=settings.history_tokens,
+                       exhausted=settings.budget_exhausted, **budgets)
+    graph.add_node("route", _node("route", route))
+    breakers = model_breakers(catalogue, failures=settings.model_breaker_failures,
+                              recovery_s=settings.model_breaker_recovery_s, clock=clock)
+    agent = Agent(catalogue=catalogue, models=models, tools=registry.tools, history_tokens=settings.history_tokens,
+                  policy=rails.policy, breakers=breakers, spent=limits.spent if limits else None, **budgets)
+    graph.add_node("agent", _node("agent", agent))
     graph.add_node("tools", _node("tools", RunTool(registry=registry, journal=journal, rails=rails)))
     graph.add_node("guard_output", _node("guard_output", GuardOutput(rails=rails)))
     graph.add_node("remember", _node("remember", Remember(threshold=settings.memory_importance)))
@@ -179,6 +180,7 @@ def build_agent(
     models: Mapping[str, BaseChatModel] | None = None,
     tools: Sequence[BaseTool] | ToolRegistry | None = None,
     rails: Guardrails | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> CompiledStateGraph:
     """Return the compiled agent graph.
 
@@ -191,8 +193,9 @@ def build_agent(
         tools: a registry, or tools to register with policies from settings; the
             built-in registry if omitted.
         rails: the guardrails; built from settings if omitted.
+        clock: monotonic seconds for the models' circuit breakers.
     """
-    graph = build_agent_graph(settings, models=models, tools=tools, rails=rails)
+    graph = build_agent_graph(settings, models=models, tools=tools, rails=rails, clock=clock)
     return with_turn_spans(graph.compile(checkpointer=checkpointer, store=store, name="bulwark-agent"))
 
 

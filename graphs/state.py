@@ -28,15 +28,31 @@ class Verdict(TypedDict):
     """Short machine-readable reasons, e.g. ``prompt_injection``."""
 
 
-class Route(TypedDict):
-    """The router's choice of model for this turn."""
+class Route(TypedDict, total=False):
+    """The router's choice of model for this turn (:mod:`bulwark.models.router`)."""
 
-    model: str
-    """Model spec the agent node will call."""
+    model: str | None
+    """The catalogue name of the model the agent node calls first (``None``: refused)."""
     complexity: float
     """Estimated complexity of the request, 0 (trivial) to 1 (hard)."""
     reason: str
     """Why this model was picked."""
+    outcome: str
+    """``routed``, ``downgraded`` (the budget pays for no model good enough),
+    ``budget_downgrade`` (the budget is spent: cheapest model) or ``budget_refused``."""
+    min_quality: float
+    """The quality the request's complexity asks for."""
+    estimated_tokens: int
+    """Prompt and expected answer, estimated."""
+    estimated_cost_usd: float
+    """Of one call of the picked model at the catalogue's prices."""
+    budget_left_usd: float | None
+    """What the tenant could still spend when the turn started (``None``: no budget)."""
+    answered_by: str | None
+    """The model that answered last (after fallbacks), ``None`` when none could."""
+    attempts: list[dict[str, str]]
+    """Each model tried by the latest model call and what happened: ``ok``, ``failed (HTTP
+    500)``, ``timed out``, ``circuit open``, ``over budget``…"""
 
 
 class Usage(TypedDict):
@@ -46,12 +62,14 @@ class Usage(TypedDict):
     output_tokens: int
     model_calls: int
     cost_usd: float
-    """At ``BULWARK_MODEL_PRICES``; 0 for unpriced models."""
+    """At the catalogue's prices (``BULWARK_MODELS``); 0 for unpriced models."""
+    estimated_calls: int
+    """Calls whose provider reported no usage: their tokens are estimated."""
 
 
 def add_usage(left: Usage | None, right: Usage | None) -> Usage:
     """Reducer: sum token counts."""
-    left = left or {"input_tokens": 0, "output_tokens": 0, "model_calls": 0, "cost_usd": 0.0}
+    left = left or {"input_tokens": 0, "output_tokens": 0, "model_calls": 0, "cost_usd": 0.0, "estimated_calls": 0}
     if not right:
         return left
     return {key: left.get(key, 0) + right.get(key, 0) for key in Usage.__annotations__}  # type: ignore[return-value]

@@ -28,6 +28,9 @@ keeps retry tests fast. When the script runs out, the server answers 400 (which 
 does not retry) with a message saying so. ``ScriptedOpenAIServer(delay_s=...)`` holds back
 every completion on top of its reply's own delay (a slow model), and ``max_in_flight``
 records the most completion requests the server was answering at once (concurrency tests).
+``ScriptedOpenAIServer(respond=fn)`` answers every completion with ``fn(body)`` instead of
+the script: one server then plays several models at once (``body["model"]`` names the one
+asked: one failing with 500s, one slow, one healthy; or models of scripted quality).
 
 ``POST /v1/embeddings`` is not scripted: it answers every request with deterministic
 vectors from :class:`~bulwark.memory.embeddings.HashingEmbeddings` (1536 dimensions, or the
@@ -48,7 +51,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -198,10 +201,18 @@ class ScriptedOpenAIServer:
         replies: the script.
         delay_s: seconds every completion request waits before its reply (and its reply's
             own ``delay_s``) is sent.
+        respond: answers each completion request's body instead of the script.
     """
 
-    def __init__(self, replies: Iterable[Reply] = (), *, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        replies: Iterable[Reply] = (),
+        *,
+        delay_s: float = 0.0,
+        respond: Callable[[dict[str, Any]], Reply] | None = None,
+    ) -> None:
         self._replies: deque[Reply] = deque(replies)
+        self.respond = respond
         self.delay_s = delay_s
         self.in_flight = 0
         self.max_in_flight = 0
@@ -268,6 +279,8 @@ class ScriptedOpenAIServer:
             self.requests.append(body)
             self.request_headers.append(headers)
             number = len(self.requests)
+            if self.respond is not None:
+                return number, self.respond(body)
             return number, (self._replies.popleft() if self._replies else None)
 
     @contextmanager

@@ -52,8 +52,9 @@ def _value(name: str, **labels: str) -> float:
 
 
 async def test_a_turn_records_the_contract_series(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path / "data", guardrails_engine="direct",
-                             model_prices={"offline": {"input": 1.0, "output": 2.0}})
+    catalogue = tmp_path / "models.yaml"
+    catalogue.write_text("models:\n  - {name: offline, spec: offline, cost_per_1k_input: 0.001, cost_per_1k_output: 0.002}\n")
+    settings = load_settings(data_dir=tmp_path / "data", guardrails_engine="direct", models=catalogue)
     names = ("llm_requests_total", "tool_calls_total", "tool_calls_success_total", "agent_decisions_total",
              "guardrail_verdicts_total", "llm_tokens_total", "llm_cost_usd_total")
     keys = [

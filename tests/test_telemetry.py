@@ -102,7 +102,7 @@ async def test_one_turn_with_a_tool_is_one_trace_under_the_turn_span(settings: S
     assert sum(p.count for p in points["llm.request.duration"]) == 2
     assert [(p.attributes, p.value) for p in points["tool.calls.total"]] == [({"tool.name": "calculator", "status": "success"}, 1)]
     decisions = {p.attributes["decision.type"]: p.value for p in points["agent.decisions"]}
-    assert decisions == {"route_main": 1, "tool_call": 1, "answer": 1}
+    assert decisions == {"route_routed": 1, "tool_call": 1, "answer": 1}
 
 
 async def test_a_run_without_a_run_id_still_shares_one_trace(settings: Settings, exported) -> None:

@@ -86,6 +86,17 @@ def builtin_tools(*, outbox: Path, clock: Clock = _utc_now) -> list[BaseTool]:
     ]
 
 
+_OWN_POLICIES: dict[str, dict[str, bool]] = {
+    "send_email": {"idempotent": False, "cacheable": False},
+    "current_time": {"cacheable": False},
+    "http_fetch": {"cacheable": False},
+    "save_memory": {"cacheable": False},
+    "search_memory": {"cacheable": False},
+}
+"""Built-in tools' departures from the default policy: ``send_email`` is side-effecting; the
+answer cache never reuses the clock, live pages or a user's own memories."""
+
+
 def builtin_registry(settings: Settings, *, clock: Clock = _utc_now) -> ToolRegistry:
     """The built-in tools in a :class:`ToolRegistry`, with policies from ``settings``.
 
@@ -94,18 +105,19 @@ def builtin_registry(settings: Settings, *, clock: Clock = _utc_now) -> ToolRegi
     ``save_memory`` and ``search_memory`` use the graph's store and the run's tenant/user.
     """
     registry = ToolRegistry(settings=settings)
-    for tool in builtin_tools(outbox=settings.data_dir / "outbox.jsonl", clock=clock):
-        side_effecting = ToolPolicy.from_settings(settings, tool.name).model_copy(update={"idempotent": False})
-        registry.register(tool, policy=side_effecting if tool.name == "send_email" else None)
-    registry.register(make_unit_converter())
-    registry.register(
+    policy = RailPolicy(pii_entities=settings.pii_entities)  # what save_memory redacts
+    tools = [
+        *builtin_tools(outbox=settings.data_dir / "outbox.jsonl", clock=clock),
+        make_unit_converter(),
         make_http_fetch(
             allowed_domains=settings.http_allowed_domains,
             max_bytes=settings.http_max_bytes,
             timeout_s=settings.http_timeout_s,
-        )
-    )
-    policy = RailPolicy(pii_entities=settings.pii_entities)  # what save_memory redacts
-    for tool in (knowledge_tool(), *memory_tools(policy=policy)):
-        registry.register(tool)
+        ),
+        knowledge_tool(),
+        *memory_tools(policy=policy),
+    ]
+    for tool in tools:
+        own = _OWN_POLICIES.get(tool.name)
+        registry.register(tool, policy=ToolPolicy.from_settings(settings, tool.name).model_copy(update=own) if own else None)
     return registry

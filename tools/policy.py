@@ -65,6 +65,12 @@ class ToolPolicy(BaseModel):
         "deduplicated with the idempotency key). False: the call is never retried, since "
         "a timed-out attempt may already have had its effect.",
     )
+    cacheable: bool = Field(
+        default=True,
+        description="An answer built on its results may be served again from the answer cache, "
+        "to any user of the tenant. False for tools with side effects, the clock, live data or "
+        "the user's own data: a turn that called one is never cached.",
+    )
 
     @classmethod
     def from_settings(
