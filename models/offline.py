@@ -36,7 +36,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from bulwark.models import _matching as matching
+from bulwark.models import matching
 
 MODEL_NAME = "bulwark-offline"
 """Value of ``_llm_type`` and of ``response_metadata["model_name"]``."""

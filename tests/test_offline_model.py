@@ -20,7 +20,7 @@ from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from bulwark.models import _matching
+from bulwark.models import matching as _matching
 from bulwark.models.offline import OfflineChatModel
 
 # ----------------------------------------------------------------------- tools
