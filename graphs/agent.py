@@ -35,6 +35,7 @@ from langgraph.types import Send, StateSnapshot
 
 from bulwark.graphs.state import AgentInput, AgentState, RunContext
 from bulwark.guardrails.rails import Guardrails
+from bulwark.models.cache import AnswerCache
 from bulwark.models.factory import make_chat_model
 from bulwark.models.fallback import model_breakers
 from bulwark.nodes.agent import SYSTEM_PROMPT, Agent, wants_tools
@@ -98,6 +99,18 @@ def _node(name: str, node: Any, afunc: Any = None) -> RunnableCallable:
     return RunnableCallable(traced_node(name, node), traced_node(name, afunc or node.acall), name=name, trace=False)
 
 
+def answer_cache_for(settings: Settings) -> AnswerCache | None:
+    """The answer cache ``settings.cache`` asks for: its Redis level on the checkpointer's
+    Redis, if that is where checkpoints are; ``None`` when it is off."""
+    if settings.cache == "off":
+        return None
+    url = settings.resolved_checkpointer_url
+    return AnswerCache(
+        mode=settings.cache, ttl_s=settings.cache_ttl_s, l1_size=settings.cache_l1_size,
+        similarity=settings.cache_similarity, redis_url=url if url.startswith(("redis://", "rediss://")) else None,
+    )
+
+
 def build_agent_graph(
     settings: Settings,
     *,
@@ -151,11 +164,19 @@ def build_agent_graph(
     graph.add_node("route", _node("route", route))
     breakers = model_breakers(catalogue, failures=settings.model_breaker_failures,
                               recovery_s=settings.model_breaker_recovery_s, clock=clock)
+    cache = answer_cache_for(settings)
     agent = Agent(catalogue=catalogue, models=models, tools=registry.tools, history_tokens=settings.history_tokens,
-                  policy=rails.policy, breakers=breakers, spent=limits.spent if limits else None, **budgets)
+                  policy=rails.policy, breakers=breakers, spent=limits.spent if limits else None, cache=cache, **budgets)
     graph.add_node("agent", _node("agent", agent))
     graph.add_node("tools", _node("tools", RunTool(registry=registry, journal=journal, rails=rails)))
-    graph.add_node("guard_output", _node("guard_output", GuardOutput(rails=rails)))
+    def cacheable(tool: str) -> bool:
+        try:
+            policy = registry.policy(tool)
+        except KeyError:  # a call of a tool that is not registered
+            return False
+        return policy.cacheable and policy.idempotent
+
+    graph.add_node("guard_output", _node("guard_output", GuardOutput(rails=rails, cache=cache, cacheable=cacheable)))
     graph.add_node("remember", _node("remember", Remember(threshold=settings.memory_importance)))
     webhooks = WebhookSender.from_settings(settings)
     ended = limits.ended if limits else None

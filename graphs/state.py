@@ -75,6 +75,23 @@ def add_usage(left: Usage | None, right: Usage | None) -> Usage:
     return {key: left.get(key, 0) + right.get(key, 0) for key in Usage.__annotations__}  # type: ignore[return-value]
 
 
+class CacheOutcome(TypedDict, total=False):
+    """What the answer cache did in the latest turn (:mod:`bulwark.models.cache`)."""
+
+    model: str
+    """The model the turn was routed to: part of the key."""
+    context: str
+    """Digest of the prompt without the request: part of the key."""
+    hit: str | None
+    """The level that answered (``l1``, ``l2``, ``semantic``), ``None``: a miss."""
+    outcomes: dict[str, str]
+    """Each level consulted and its outcome: ``hit``, ``miss`` or ``error``."""
+    similarity: float | None
+    """A semantic hit's similarity to the stored request."""
+    stored: dict[str, str]
+    """Where the turn's answer was kept, by level (``stored`` or ``error``)."""
+
+
 class MemoryOutcome(TypedDict):
     """What recall or remember did with the long-term store in the latest turn (for the audit)."""
 
@@ -125,6 +142,8 @@ class AgentState(TypedDict, total=False):
     """What recall did for the latest request."""
     remembered: MemoryOutcome | None
     """What remember did with the latest request."""
+    cache: CacheOutcome | None
+    """What the answer cache did for the latest request (``None``: the cache is off)."""
 
 
 class AgentInput(TypedDict):

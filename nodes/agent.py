@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.config import get_config
 from langgraph.runtime import get_runtime
 from langgraph.types import Overwrite
@@ -38,6 +39,7 @@ from bulwark.graphs.state import AgentState, RunContext
 from bulwark.guardrails.checks import RailPolicy
 from bulwark.guardrails.streaming import GuardedChatModel
 from bulwark.memory.shortterm import fit_history
+from bulwark.models.cache import AnswerCache, CacheKey, CacheLookup, context_digest, reusable
 from bulwark.models.catalogue import Catalogue, ModelEntry
 from bulwark.models.fallback import NoModelAvailable, unavailable
 from bulwark.models.router import fallbacks
@@ -95,8 +97,11 @@ class Agent:
         spent: Spent | None = None,
         ledger: UsageLedger | None = None,
         budgets: Mapping[str, Mapping[str, float | None]] | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self.catalogue = catalogue
+        self.cache = cache
+        self.tool_schemas = [convert_to_openai_tool(tool) for tool in tools] if cache else []
         self.spent = spent
         self.ledger = ledger
         self.budgets = budgets or {}
@@ -147,12 +152,30 @@ class Agent:
             input_tokens=count_tokens_approximately(prompt),
             output_tokens=self.catalogue.router.output_tokens.at(complexity),
             forced=route.get("outcome") == "budget_downgrade",
+            key=self._cache_key(state, prompt, first, context),
+        )
+
+    def _cache_key(self, state: AgentState, prompt: list, first: ModelEntry, context: RunContext) -> CacheKey | None:
+        """The turn's answer-cache key, on its first model call only (``None``: no lookup):
+        the tenant, the routed model, the prompt before the request, and the request."""
+        if self.cache is None or not isinstance(state["messages"][-1], HumanMessage) or not prompt[1:]:
+            return None
+        if not reusable(prompt[-1].text):
+            return None
+        return CacheKey(
+            tenant=context.tenant_id, model=first.name, request=prompt[-1].text,
+            context=context_digest(prompt[0].text, prompt[1:-1], self.tool_schemas),
         )
 
     def __call__(self, state: AgentState) -> dict:
         plan = self._plan(state)
         if plan.route.get("outcome") == "budget_refused":
             return plan.unanswered(budget_message(plan.budget))
+        if plan.key is not None:
+            assert self.cache is not None
+            plan.cached = self.cache.lookup(plan.key, memory=get_runtime().store)
+            if plan.cached.hit:
+                return plan.from_cache()
         for entry in plan.order:
             if self.breakers[entry.name].state is BreakerState.OPEN:
                 plan.attempts.append((entry.name, CIRCUIT_OPEN))
@@ -194,6 +217,11 @@ class Agent:
         plan = self._plan(state)
         if plan.route.get("outcome") == "budget_refused":
             return plan.unanswered(budget_message(plan.budget))
+        if plan.key is not None:
+            assert self.cache is not None
+            plan.cached = await self.cache.alookup(plan.key, memory=get_runtime().store)
+            if plan.cached.hit:
+                return plan.from_cache()
         for entry in plan.order:
             if self.breakers[entry.name].state is BreakerState.OPEN:
                 plan.attempts.append((entry.name, CIRCUIT_OPEN))
@@ -314,6 +342,8 @@ class _Plan:
     input_tokens: int
     output_tokens: int
     forced: bool
+    key: CacheKey | None = None
+    cached: CacheLookup | None = None
     attempts: list[tuple[str, str]] = field(default_factory=list)
 
     def estimate(self, entry: ModelEntry) -> float:
@@ -330,11 +360,29 @@ class _Plan:
             attempts.append({"model": answered_by, "outcome": "ok"})
         return {**self.route, "answered_by": answered_by, "attempts": attempts}
 
+    def _cache(self) -> dict:
+        """The turn's :class:`~bulwark.graphs.state.CacheOutcome` (none without a lookup)."""
+        if self.key is None or self.cached is None:
+            return {}
+        return {"cache": {
+            "model": self.key.model, "context": self.key.context, "hit": self.cached.level,
+            "outcomes": dict(self.cached.outcomes), "similarity": self.cached.similarity,
+        }}
+
+    def from_cache(self) -> dict:
+        """The state update of a turn answered from the cache: no model call, no charge."""
+        assert self.cached is not None and self.cached.answer is not None
+        decided("cache_hit")
+        reply = AIMessage(content=self.cached.answer, name="bulwark",
+                          response_metadata={"cache": self.cached.level, "cost_usd": 0.0})
+        return {"messages": self._messages(reply), "route": self._route(None), **self._cache()}
+
     def answered(self, entry: ModelEntry, reply: AIMessage, charge: Charge) -> dict:
         """The state update of an answered call."""
         if self.attempts:
             decided("model_fallback")
         return {
+            **self._cache(),
             "messages": self._messages(reply),
             "route": self._route(entry.name),
             "usage": {
@@ -349,7 +397,7 @@ class _Plan:
     def unanswered(self, text: str) -> dict:
         """The state update of a turn no model answered: ``text`` is the reply."""
         reply = AIMessage(content=text, name="bulwark", response_metadata={UNANSWERED: True})
-        return {"messages": self._messages(reply), "route": self._route(None)}
+        return {"messages": self._messages(reply), "route": self._route(None), **self._cache()}
 
 
 def _str_or_none(value: Any) -> str | None:

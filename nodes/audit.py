@@ -109,6 +109,7 @@ def _event(state: AgentState) -> tuple[dict[str, Any], str]:
         "route": None if refused else state.get("route"),
         "recall": None if refused else state.get("recalled"),
         "remember": None if refused else state.get("remembered"),
+        "cache": None if refused else state.get("cache"),
         "tool_calls": [
             {"name": m.name, "status": m.status, "verdict": m.response_metadata.get("guardrails")}
             for m in turn

@@ -4,19 +4,29 @@ The check runs as the NeMo output rail (see :mod:`bulwark.guardrails.rails`): sy
 prompt leaks, toxicity and denied topics block the answer; secrets and PII are redacted;
 when tools were used and the answer names none of them, their names are appended as
 sources. With streaming on, the same checks already ran on the stream
-(:mod:`bulwark.guardrails.streaming`); this pass settles the stored answer and verdict.
+(:mod:`bulwark.guardrails.streaming`); this pass settles the stored answer and verdict. An
+answer from the answer cache is screened again like any other.
+
+With the answer cache on, the screened answer of a turn is kept for the key the agent node
+looked it up under (the state's ``cache``) when the answer is the routed model's own (not a
+fallback's, an apology or a cached one), was not blocked, and every tool the turn called is
+``cacheable`` by its policy (no side effects, no clock, no live data, no user-owned data).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.runtime import get_runtime
 
-from bulwark.graphs.state import AgentState
+from bulwark.graphs.state import AgentState, RunContext
 from bulwark.guardrails.checks import RailResult
 from bulwark.guardrails.rails import Guardrails
+from bulwark.models.cache import AnswerCache, CacheKey
 from bulwark.nodes._text import latest_answer, latest_request
+from bulwark.nodes.agent import UNANSWERED
 
 _ALLOW = {"action": "allow", "severity": "none", "reasons": []}
 log = logging.getLogger(__name__)
@@ -33,10 +43,32 @@ def turn_sources(state: AgentState) -> list[str]:
 
 
 class GuardOutput:
-    """Records the output verdict and replaces the answer with the text to deliver."""
+    """Records the output verdict, replaces the answer with the text to deliver, and keeps
+    it in the answer cache when the turn may be reused."""
 
-    def __init__(self, *, rails: Guardrails) -> None:
+    def __init__(
+        self, *, rails: Guardrails, cache: AnswerCache | None = None, cacheable: Callable[[str], bool] | None = None
+    ) -> None:
         self.rails = rails
+        self.cache = cache
+        self.cacheable = cacheable or (lambda name: False)
+
+    def _cache_key(self, state: AgentState, answer: AIMessage, result: RailResult) -> CacheKey | None:
+        """The key to keep the screened answer under, ``None`` when the turn is not reusable."""
+        cache, request = state.get("cache"), latest_request(state["messages"])
+        if self.cache is None or not cache or cache.get("hit") or result.blocked or request is None:
+            return None
+        if (state.get("route") or {}).get("answered_by") != cache.get("model") or answer.response_metadata.get(UNANSWERED):
+            return None
+        turn = state["messages"][state["messages"].index(request):]
+        if not all(self.cacheable(m.name or "") for m in turn if isinstance(m, ToolMessage)):
+            return None
+        tenant = (get_runtime(RunContext).context or RunContext()).tenant_id
+        return CacheKey(tenant=tenant, model=cache["model"], context=cache["context"], request=request.text)
+
+    @staticmethod
+    def _stored(state: AgentState, stored: Mapping[str, str]) -> dict:
+        return {"cache": {**(state.get("cache") or {}), "stored": dict(stored)}}
 
     @staticmethod
     def _update(answer: AIMessage, result: RailResult) -> dict:
@@ -53,7 +85,12 @@ class GuardOutput:
         answer = latest_answer(state["messages"])
         if answer is None:
             return {"output_verdict": _ALLOW}
-        return self._update(answer, self.rails.check_output(answer.text, sources=turn_sources(state)))
+        result = self.rails.check_output(answer.text, sources=turn_sources(state))
+        update = self._update(answer, result)
+        if (key := self._cache_key(state, answer, result)) is not None:
+            assert self.cache is not None
+            update |= self._stored(state, self.cache.store(key, result.text, memory=get_runtime().store))
+        return update
 
     async def acall(self, state: AgentState) -> dict:
         """Async twin of :meth:`__call__`."""
@@ -61,4 +98,8 @@ class GuardOutput:
         if answer is None:
             return {"output_verdict": _ALLOW}
         result = await self.rails.acheck_output(answer.text, sources=turn_sources(state))
-        return self._update(answer, result)
+        update = self._update(answer, result)
+        if (key := self._cache_key(state, answer, result)) is not None:
+            assert self.cache is not None
+            update |= self._stored(state, await self.cache.astore(key, result.text, memory=get_runtime().store))
+        return update

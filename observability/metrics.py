@@ -98,6 +98,10 @@ CHECKPOINT_DURATION = Histogram(
     "checkpoint_duration_seconds", "Checkpointer operation latency, by operation.",
     ["op"], buckets=_FAST, registry=REGISTRY,
 )
+MEMORY_CACHE_HITS = Counter(
+    "memory_cache_hits_total", "Answer cache lookups, by level (l1|l2|semantic) and outcome (hit|miss|error).",
+    ["level", "outcome"], registry=REGISTRY,
+)
 RATE_LIMIT_REJECTIONS = Counter(
     "rate_limit_rejections_total", "Requests and runs refused by a rate limit, by limit and tier.",
     ["limit", "tier"], registry=REGISTRY,

@@ -28,9 +28,9 @@ those ids from this module's id generator. The run id is LangGraph's ``execution
 gets a generated id, which the handler maps from each child run to its root.
 
 **Metrics.** OTel instruments ``llm.request.duration`` (ms, by model), ``tool.calls.total``
-(by tool and status) and ``agent.decisions`` (by type); ``memory.cache.hits`` waits for the
-memory cache of issue 14, which does not exist yet. Each hook also records the Prometheus
-series of :mod:`bulwark.observability.metrics`, which are always on.
+(by tool and status), ``agent.decisions`` (by type) and ``memory.cache.hits`` (answer cache
+lookups by level and outcome, :mod:`bulwark.models.cache`). Each hook also records the
+Prometheus series of :mod:`bulwark.observability.metrics`, which are always on.
 
 No span or metric carries message text: attributes are ids (tenant, thread, request, run),
 names (node, model, tool, rail), counts and verdict actions.
@@ -132,6 +132,7 @@ class Telemetry:
             self.llm_duration = meter.create_histogram("llm.request.duration", unit="ms", description="Model call latency.")
             self.tool_calls = meter.create_counter("tool.calls.total", description="Tool calls by tool and status.")
             self.decisions = meter.create_counter("agent.decisions", description="Agent decisions by type.")
+            self.cache_hits = meter.create_counter("memory.cache.hits", description="Answer cache lookups by level and outcome.")
 
     @property
     def enabled(self) -> bool:
@@ -450,6 +451,15 @@ def decided(decision_type: str) -> None:
     current = telemetry()
     if current.metering:
         current.decisions.add(1, {"decision.type": decision_type})
+
+
+def cache_lookup(level: str, outcome: str) -> None:
+    """One answer-cache level consulted (``l1``, ``l2``, ``semantic``) and its outcome
+    (``hit``, ``miss``, ``error``): ``memory.cache.hits`` and ``memory_cache_hits_total``."""
+    metrics.MEMORY_CACHE_HITS.labels(level, outcome).inc()
+    current = telemetry()
+    if current.metering:
+        current.cache_hits.add(1, {"level": level, "outcome": outcome})
 
 
 _RAIL_ACTIONS = {"sanitize": "redact"}

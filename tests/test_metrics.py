@@ -31,7 +31,7 @@ from bulwark.settings import load_settings
 
 CONTRACT = {
     "http_requests": "counter", "http_request_duration_seconds": "histogram", "llm_requests": "counter",
-    "llm_request_duration_seconds": "histogram", "llm_tokens": "counter", "llm_cost_usd": "counter",
+    "llm_request_duration_seconds": "histogram", "llm_tokens": "counter", "llm_cost_usd": "counter", "memory_cache_hits": "counter",
     "tool_calls": "counter", "tool_calls_success": "counter", "agent_decisions": "counter",
     "guardrail_verdicts": "counter", "circuit_breaker_state": "gauge", "memory_recall_duration_seconds": "histogram",
     "checkpoint_duration_seconds": "histogram", "rate_limit_rejections": "counter",
