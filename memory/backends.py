@@ -3,7 +3,7 @@
 - :class:`EdgeCollection` runs Qdrant's own engine in the process (``qdrant-edge-py``), in a
   directory. It is the default because it is the real engine and it is fast: on these
   machines 20k points × 384 dims upserted in 1.5 s and a filtered query took 1–27 ms, where
-  qdrant-client's pure-Python local mode took 61 s and 600 ms (ARCHITECTURE.md). A shard
+  qdrant-client's pure-Python local mode took 61 s and 600 ms (measured 2026-11). A shard
   directory can be open in one process at a time.
 - :class:`ServerCollection` talks to a Qdrant server through ``qdrant-client`` (REST), for
   deployments where several processes or replicas share memory.

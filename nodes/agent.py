@@ -1,4 +1,6 @@
-"""Agent: calls the routed chat model with the tools bound, on a trimmed conversation.
+"""Agent: calls the routed chat model with the tools bound, on a trimmed conversation,
+falling back along the catalogue's chain, charging each call to the usage ledger, and
+answering from the answer cache when it can (see :class:`Agent`).
 
 The system prompt carries the recalled memories, the task's working notes and a summary of
 the turns that no longer fit the token budget (:mod:`bulwark.memory.shortterm`); the recent
@@ -82,6 +84,9 @@ class Agent:
     counts a failure, the reservation is released and the next model is tried. When none is
     left the turn ends with :class:`~bulwark.models.fallback.NoModelAvailable`'s message; a
     ``budget_refused`` route ends it with the budget's message, calling no model.
+
+    With the answer cache on, a turn's first call is looked up first
+    (:mod:`bulwark.models.cache`): a hit is the reply, with no model call and no charge.
     """
 
     def __init__(

@@ -2,7 +2,8 @@
 the tenant's budget left (:mod:`bulwark.models.router` has the rules).
 
 The decision (model, complexity, estimated cost, budget left, reason) is kept in the state,
-so it shows in Studio and the audit record, and is told to the trace and the metrics.
+so it shows in Studio and the audit record, and is told to the traces (the LangSmith run's
+metadata, the ``node route`` span's ``route.*`` attributes) and the metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bulwark.models.catalogue import Catalogue
 from bulwark.models.router import Choice, choose, estimate_complexity
 from bulwark.nodes._text import latest_request
 from bulwark.observability.langsmith import annotate_run
-from bulwark.observability.telemetry import decided
+from bulwark.observability.telemetry import annotate_span, decided
 from bulwark.persistence.usage import Budget, UsageLedger, budget_for
 
 PROMPT_OVERHEAD_TOKENS = 200
@@ -75,6 +76,11 @@ class RouteModel:
             route=route["model"], complexity=choice.complexity, route_reason=choice.reason,
             estimated_cost_usd=choice.estimated_cost_usd, budget_left_usd=left,
         )
+        annotate_span(**{
+            "route.model": route["model"], "route.complexity": choice.complexity, "route.outcome": choice.outcome,
+            "route.min_quality": choice.min_quality, "route.estimated_cost_usd": choice.estimated_cost_usd,
+            "route.budget_left_usd": left, "route.reason": choice.reason,
+        })
         decided(f"route_{choice.outcome}")
         return {"route": route}
 

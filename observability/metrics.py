@@ -67,7 +67,7 @@ LLM_TOKENS = Counter(
     "llm_tokens_total", "Model tokens, by kind (input|output).", ["model", "kind"], registry=REGISTRY,
 )
 LLM_COST = Counter(
-    "llm_cost_usd_total", "Model spend in USD at BULWARK_MODEL_PRICES, by rate-limit tier.",
+    "llm_cost_usd_total", "Model spend in USD at the model catalogue's prices, by rate-limit tier.",
     ["model", "tier"], registry=REGISTRY,
 )
 TOOL_CALLS = Counter(
@@ -79,7 +79,7 @@ TOOL_SUCCESSES = Counter(
 )
 AGENT_DECISIONS = Counter(
     "agent_decisions_total",
-    "Agent decisions (refusal, tool_call, answer, approval_request, route_main, route_fast).",
+    "Agent decisions (refusal, route_<outcome>, model_fallback, no_model_available, cache_hit, tool_call, answer, approval_*).",
     ["decision_type"], registry=REGISTRY,
 )
 GUARDRAIL_VERDICTS = Counter(

@@ -353,6 +353,14 @@ def _node_span(name: str) -> Iterator[None]:
         _attributes.reset(token)
 
 
+def annotate_span(**attributes: Any) -> None:
+    """Set ``attributes`` (``None`` values left out) on the span now open, a node's when
+    called from one; nothing when tracing is off."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes({key: value for key, value in attributes.items() if value is not None})
+
+
 def traced_node(name: str, func: F) -> F:
     """``func`` (a node's sync or async callable) run inside a ``node <name>`` span when
     tracing is on. The signature is kept, so LangGraph still passes ``config`` and the like."""

@@ -3,7 +3,7 @@
 Why not the official ``langgraph-checkpoint-redis``: it stores checkpoints as RedisJSON
 documents found through RediSearch indexes, so it needs Redis 8 / Redis Stack; Debian's
 redis-server 7.0, Valkey and most managed Redis offerings lack those modules. Measured here
-(see ARCHITECTURE.md, Persistence) it also fails 7 tests of LangGraph's own conformance suite
+(2026-11, with ``langgraph-checkpoint-conformance``) it also fails 7 tests of LangGraph's own conformance suite
 (``list``: ``before``, namespaces and custom metadata keys; ``prune``). :class:`RedisSaver`
 uses only core commands (hashes, sets, sorted sets, MULTI/EXEC, WATCH, PEXPIRE) and passes
 the whole suite, sync and async.

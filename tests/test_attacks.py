@@ -50,7 +50,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     issued = {}
     for user, (tenant, scopes) in USERS.items():
         _, issued[user] = keys.create(tenant_id=tenant, user_id=user, scopes=scopes)
-    with running(request.param, work, BULWARK_AUTH="keys") as server:
+    with running(request.param, work, BULWARK_AUTH="keys", BULWARK_CACHE="exact") as server:
         yield server, issued
 
 
@@ -269,6 +269,32 @@ async def test_another_tenant_cannot_reach_acme_knowledge_or_admin(world) -> Non
     # An admin reaches its whole tenant, never another.
     assert await _status(root.store.search_items(["memories", "acme", "alice"])) == 200
     assert await _status(root.store.search_items(["memories", "globex", "carol"])) == 404
+
+
+async def test_cached_answers_stay_in_their_tenant_and_the_cache_is_no_store_namespace(world) -> None:
+    bob, carol, root = _client(world, "bob"), _client(world, "carol"), _client(world, "root")
+
+    async def cache_of(client: Any, text: str) -> dict[str, Any]:
+        thread = (await client.threads.create())["thread_id"]
+        await client.runs.wait(thread, "agent", input=_ask(text))
+        return (await client.threads.get_state(thread))["values"]["cache"]
+
+    question = "what is 6*7 in the answer-cache attack?"
+    assert (await cache_of(bob, question))["hit"] is None
+    assert (await cache_of(bob, question))["hit"] is not None, "the tenant's repeat is served from the cache"
+    assert (await cache_of(carol, question))["hit"] is None, "never another tenant's answer"
+    for client in (bob, carol, root):  # not even an admin reads or forges cache entries over /store
+        assert await _status(client.store.search_items(["answer_cache"])) in (403, 404)
+        assert await _status(client.store.search_items(["answer_cache", "acme"])) in (403, 404)
+        assert await _status(client.store.get_item(["answer_cache", "acme", "x"], "k")) in (403, 404)
+        assert await _status(client.store.put_item(["answer_cache", "acme", "x"], "k", {"text": "forged"})) == 403
+        try:
+            listed = await client.store.list_namespaces(prefix=["answer_cache"])
+        except httpx.HTTPStatusError as exc:
+            assert exc.response.status_code in (403, 404)
+        else:
+            assert listed == {"namespaces": []}
+        assert ["answer_cache"] not in [ns[:1] for ns in (await client.store.list_namespaces())["namespaces"]]
 
 
 async def test_only_admins_manage_assistants_and_webhooks(world) -> None:

@@ -4,7 +4,6 @@ plays several models: one failing with 500s, one slower than its timeout, one he
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,8 @@ from bulwark.graphs.agent import build_agent, open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.persistence.usage import usage_ledger_for
 from bulwark.settings import Settings, load_settings
-
-sys.path.insert(0, str(Path(__file__).parent))
-from clocks import ManualClock  # noqa: E402
-from openai_server import Reply, ScriptedOpenAIServer  # noqa: E402
+from clocks import ManualClock
+from openai_server import Reply, ScriptedOpenAIServer
 
 HARD = ("Design a multi-region architecture for a payments service that must survive the loss of a region, "
         "and explain the trade-offs of each choice.")

@@ -75,6 +75,9 @@ async def test_one_turn_with_a_tool_is_one_trace_under_the_turn_span(settings: S
         "node guard_input", "node recall", "node route", "node agent", "node tools", "node guard_output", "node audit",
     }
     assert all(_parent(s, by_id) is turn for s in nodes), "every node span hangs off the turn"
+    (route,) = [s for s in nodes if s.name == "node route"]
+    assert (route.attributes["route.model"], route.attributes["route.outcome"]) == ("offline", "routed")
+    assert "cheapest" in route.attributes["route.reason"] and "route.budget_left_usd" not in route.attributes
     for s in nodes:
         assert (s.attributes["bulwark.tenant_id"], s.attributes["bulwark.thread_id"], s.attributes["bulwark.request_id"]) == ("acme", "t1", "req-1")
 
