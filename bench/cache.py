@@ -62,8 +62,8 @@ from bulwark.models.cache import (  # noqa: E402
     context_digest,
     embedding_text,
     normalise_request,
-    same_specifics,
 )
+from bulwark.models.false_hits import same_specifics  # noqa: E402
 
 DATA = REPO / "evals" / "datasets"
 PHASES = ("repeat", "replica", "paraphrase", "near miss")

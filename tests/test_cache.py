@@ -27,9 +27,8 @@ from bulwark.models.cache import (
     context_digest,
     embedding_text,
     normalise_request,
-    same_specifics,
-    specifics,
 )
+from bulwark.models.false_hits import same_specifics, specifics
 from bulwark.observability import metrics, telemetry
 from bulwark.persistence.answer_cache import ANSWER_CACHE, RedisUnreachable, answer_namespace
 from bulwark.tools.builtin import builtin_registry

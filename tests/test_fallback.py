@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from langchain_core.messages import AIMessage
 
 from bulwark.graphs.agent import build_agent, open_agent
 from bulwark.graphs.state import RunContext
@@ -16,6 +17,7 @@ from bulwark.persistence.usage import usage_ledger_for
 from bulwark.settings import Settings, load_settings
 from clocks import ManualClock
 from openai_server import Reply, ScriptedOpenAIServer
+from scripted_model import ScriptedModel
 
 HARD = ("Design a multi-region architecture for a payments service that must survive the loss of a region, "
         "and explain the trade-offs of each choice.")
@@ -163,3 +165,17 @@ async def test_a_budget_that_pays_only_for_the_small_model_downgrades(tmp_path: 
         result = await _ask(build_agent(settings), HARD, "t")
     assert result["route"]["outcome"] == "downgraded" and result["route"]["answered_by"] == "small"
     assert "downgraded" in result["route"]["reason"]
+
+
+async def test_a_provider_that_sends_no_usage_is_estimated_and_marked(tmp_path: Path) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  - {name: quiet, spec: offline, cost_per_1k_input: 1.0, cost_per_1k_output: 2.0}\n")
+    settings = load_settings(data_dir=tmp_path / "data", models=path, guardrails_engine="direct")
+    quiet = ScriptedModel(responses=[AIMessage("a reply with no usage metadata at all")])
+    result = await _ask(build_agent(settings, models={"quiet": quiet}), "what is the capital of France?", "t")
+    usage = result["usage"]
+    assert usage["estimated_calls"] == 1 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["cost_usd"] == pytest.approx((usage["input_tokens"] * 1.0 + usage["output_tokens"] * 2.0) / 1000)
+    assert result["messages"][-1].response_metadata["usage_estimated"] is True
+    (row,) = usage_ledger_for(settings).report(by=("model",))
+    assert (row["calls"], row["estimated_calls"], row["cost_usd"]) == (1, 1, pytest.approx(usage["cost_usd"]))
