@@ -10,8 +10,15 @@ it after, and report which model answered and why each one before it did not; no
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelConnectionError,
+    ModelNotFoundError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
 
 from bulwark.models.catalogue import Catalogue
 from bulwark.tools.policy import CircuitBreaker, Clock, is_transient
@@ -41,21 +48,28 @@ def unavailable(exc: BaseException) -> str | None:
     """Why ``exc`` makes the model unavailable for now (the chain moves on), or ``None`` if it
     is the request's own fault and another model would fail the same way.
 
-    Unavailable: HTTP 408/409/425/429 and 5xx from any provider SDK (their errors carry
-    ``status_code``), timeouts, connection errors, and what the tools count as transient.
+    Unavailable: LangChain's normalised model errors for rate limits, timeouts, connection
+    failures, a prompt over the context window (a larger model may take it) and an unknown
+    model name; HTTP 408/409/425/429 and 5xx from any provider SDK (their errors carry
+    ``status_code``); and what the tools count as transient (timeouts, network errors).
     """
+    if isinstance(exc, ModelRateLimitError):
+        return "rate limited (HTTP 429)"
+    if isinstance(exc, (ModelTimeoutError, TimeoutError)) or "Timeout" in type(exc).__name__:
+        return "timed out"
+    if isinstance(exc, (ModelConnectionError, ConnectionError)):
+        return "unreachable"
+    if isinstance(exc, ContextOverflowError):
+        return "context too long"
+    if isinstance(exc, ModelNotFoundError):
+        return "not found (HTTP 404)"
     status = getattr(exc, "status_code", None)
     if status is None:
         status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(status, int) and (status >= 500 or status in _UNAVAILABLE_STATUS):
         return "rate limited (HTTP 429)" if status == 429 else f"failed (HTTP {status})"
-    name = type(exc).__name__
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) or "Timeout" in name:
-        return "timed out"
-    if isinstance(exc, ConnectionError) or name == "APIConnectionError" or "ConnectError" in name:
-        return "unreachable"
     if is_transient(exc):
-        return f"failed ({name})"
+        return f"failed ({type(exc).__name__})"
     return None
 
 

@@ -4,15 +4,18 @@ plays several models: one failing with 500s, one slower than its timeout, one he
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from langchain_core.messages import AIMessage
+from langchain_openai import ChatOpenAI
 
 from bulwark.graphs.agent import build_agent, open_agent
 from bulwark.graphs.state import RunContext
+from bulwark.models.fallback import unavailable
 from bulwark.persistence.usage import usage_ledger_for
 from bulwark.settings import Settings, load_settings
 from clocks import ManualClock
@@ -179,3 +182,27 @@ async def test_a_provider_that_sends_no_usage_is_estimated_and_marked(tmp_path: 
     assert result["messages"][-1].response_metadata["usage_estimated"] is True
     (row,) = usage_ledger_for(settings).report(by=("model",))
     assert (row["calls"], row["estimated_calls"], row["cost_usd"]) == (1, 1, pytest.approx(usage["cost_usd"]))
+
+
+async def test_a_model_whose_server_is_gone_is_passed_over(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with ScriptedOpenAIServer(respond=_healthy) as server:
+        settings = _settings(tmp_path, server, [
+            {"name": "gone", "base_url": f"http://127.0.0.1:{closed}/v1"}, {"name": "healthy", "cost_per_1k_input": 0.001}])
+        result = await _ask(build_agent(settings), "what is the capital of France?", "t")
+    assert result["route"]["attempts"] == [{"model": "gone", "outcome": "unreachable"}, {"model": "healthy", "outcome": "ok"}]
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [(429, "rate limited (HTTP 429)"), (500, "failed (HTTP 500)"), (503, "failed (HTTP 503)"),
+     (404, "not found (HTTP 404)"), (400, None), (401, None)],
+)
+def test_which_provider_errors_move_the_chain_on(status: int, why: str | None) -> None:
+    with ScriptedOpenAIServer(respond=lambda body: Reply(status=status)) as server:
+        model = ChatOpenAI(model="m", base_url=server.base_url, api_key="k", max_retries=0)
+        with pytest.raises(Exception) as caught:
+            model.invoke("hi")
+    assert unavailable(caught.value) == why, "a request the provider rejects fails on every model alike"
