@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BULWARK_", env_file=".env", extra="ignore", frozen=True
     )
-    _models: Catalogue = PrivateAttr()
+    _models: tuple[tuple[Any, ...], Catalogue] = PrivateAttr()
 
     model: str = Field(
         default="offline",
@@ -448,21 +448,34 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _catalogue(self) -> Settings:
-        from bulwark.models.catalogue import CatalogueError, default_catalogue, load_catalogue
+        from bulwark.models.catalogue import CatalogueError
+
+        try:
+            self._models = (self._catalogue_source(), self._load_catalogue())
+        except CatalogueError as exc:
+            raise ValueError(f"BULWARK_MODELS {exc}") from None
+        return self
+
+    def _catalogue_source(self) -> tuple[Any, ...]:
+        return (self.models, self.model, self.fast_model)
+
+    def _load_catalogue(self) -> Catalogue:
+        from bulwark.models.catalogue import default_catalogue, load_catalogue
 
         if self.models is None:
-            self._models = default_catalogue(self.model, self.fast_model)
-        else:
-            try:
-                self._models = load_catalogue(self.models, environ=os.environ)
-            except CatalogueError as exc:
-                raise ValueError(f"BULWARK_MODELS {exc}") from None
-        return self
+            return default_catalogue(self.model, self.fast_model)
+        return load_catalogue(self.models, environ=os.environ)
 
     @property
     def catalogue(self) -> Catalogue:
-        """The models the router picks from: ``BULWARK_MODELS``, else ``model``/``fast_model``."""
-        return self._models
+        """The models the router picks from: ``BULWARK_MODELS``, else ``model``/``fast_model``
+        (read and checked when the settings are built; again for a ``model_copy`` that changes
+        one of the three)."""
+        source, catalogue = self._models
+        if source != self._catalogue_source():
+            catalogue = self._load_catalogue()
+            self._models = (self._catalogue_source(), catalogue)
+        return catalogue
 
     @property
     def resolved_api_keys_file(self) -> Path:

@@ -173,6 +173,8 @@ def test_settings_name_the_variable_and_default_to_the_model_pair(tmp_path: Path
     assert [e.name for e in pair.chain] == ["openai:gpt-4o", "openai:gpt-4o-mini"]
     assert choose(pair, complexity=0.1, input_tokens=10, budget_left_usd=None).model.name == "openai:gpt-4o-mini"
     assert choose(pair, complexity=0.6, input_tokens=10, budget_left_usd=None).model.name == "openai:gpt-4o"
+    copied = load_settings(data_dir=tmp_path).model_copy(update={"model": "openai:gpt-4o"})
+    assert [e.name for e in copied.catalogue.models] == ["openai:gpt-4o"], "a copy with another model routes to it"
     path = tmp_path / "m.yaml"
     path.write_text(ISSUE_FORM)
     monkeypatch.setenv("BULWARK_MODELS", str(path))
