@@ -56,9 +56,9 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool
@@ -67,6 +67,7 @@ from langgraph.store.base import BaseStore
 
 from bulwark.guardrails.detectors.pii import ENTITIES
 from bulwark.models.false_hits import same_specifics
+from bulwark.models.steps import Io, Steps, adrive, drive
 from bulwark.observability.telemetry import cache_lookup
 from bulwark.persistence.answer_cache import CachedAnswer, LocalAnswers, RedisAnswers, SimilarAnswer, StoredAnswers
 
@@ -91,7 +92,6 @@ Level = Literal["l1", "l2", "semantic"]
 Outcome = Literal["hit", "miss", "error"]
 Stored = Literal["stored", "error"]
 _KEY_VERSION = "bulwark-answer-cache/1"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,47 +207,6 @@ def embedding_text(text: str) -> str:
 # -- the cache --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Io:
-    """One level call a lookup or store needs: how to make it, sync and async."""
-
-    run: Callable[[], Any]
-    arun: Callable[[], Awaitable[Any]]
-
-
-_Steps = Generator[_Io, Any, T]
-"""A lookup or store written once: it yields the level calls and gets their results back
-(a failed call is thrown into it); :func:`_drive` and :func:`_adrive` make the calls."""
-
-
-def _drive(steps: _Steps[T]) -> T:
-    try:
-        io = next(steps)
-        while True:
-            try:
-                result = io.run()
-            except Exception as exc:  # noqa: BLE001 - handed to the step, which makes it a miss
-                io = steps.throw(exc)
-            else:
-                io = steps.send(result)
-    except StopIteration as done:
-        return done.value
-
-
-async def _adrive(steps: _Steps[T]) -> T:
-    try:
-        io = next(steps)
-        while True:
-            try:
-                result = await io.arun()
-            except Exception as exc:  # noqa: BLE001 - see _drive
-                io = steps.throw(exc)
-            else:
-                io = steps.send(result)
-    except StopIteration as done:
-        return done.value
-
-
 class AnswerCache:
     """Looks turns up and keeps their answers, at the levels ``mode`` names.
 
@@ -300,11 +259,11 @@ class AnswerCache:
             key: the turn.
             memory: the graph's store (``get_runtime().store``), for the semantic level.
         """
-        return _drive(self._lookup(key, memory))
+        return drive(self._lookup(key, memory))
 
     async def alookup(self, key: CacheKey, *, memory: BaseStore | None = None) -> CacheLookup:
         """Async :meth:`lookup`: Redis through ``redis.asyncio``, the store's ``asearch``."""
-        return await _adrive(self._lookup(key, memory))
+        return await adrive(self._lookup(key, memory))
 
     def store(self, key: CacheKey, answer: str, *, memory: BaseStore | None = None) -> dict[Level, Stored]:
         """Keep ``answer`` (the screened final answer) for ``key`` at every level in use;
@@ -315,11 +274,11 @@ class AnswerCache:
             answer: what to serve for it.
             memory: the graph's store, for the semantic level.
         """
-        return _drive(self._store(key, answer, memory))
+        return drive(self._store(key, answer, memory))
 
     async def astore(self, key: CacheKey, answer: str, *, memory: BaseStore | None = None) -> dict[Level, Stored]:
         """Async :meth:`store`."""
-        return await _adrive(self._store(key, answer, memory))
+        return await adrive(self._store(key, answer, memory))
 
     def close(self) -> None:
         """Close the Redis connections."""
@@ -333,7 +292,7 @@ class AnswerCache:
 
     # -- the steps, written once for both paths
 
-    def _lookup(self, key: CacheKey, memory: BaseStore | None) -> _Steps[CacheLookup]:
+    def _lookup(self, key: CacheKey, memory: BaseStore | None) -> Steps[CacheLookup]:
         outcomes: dict[Level, Outcome] = {}
         if self.mode == "off":
             return CacheLookup()
@@ -343,7 +302,7 @@ class AnswerCache:
         _outcome("l1", "miss", outcomes)
         if (l2 := self.l2) is not None:
             try:
-                entry = yield _Io(lambda: l2.get(digest), lambda: l2.aget(digest))
+                entry = yield Io(lambda: l2.get(digest), lambda: l2.aget(digest))
             except Exception as exc:  # noqa: BLE001 - the cache must never take the turn down
                 _failed("l2", exc, outcomes)
             else:
@@ -355,7 +314,7 @@ class AnswerCache:
             return CacheLookup(outcomes=outcomes)
         where = {"tenant": key.tenant, "model": key.model, "context": key.context, "text": embedding_text(key.request)}
         try:
-            candidates: list[SimilarAnswer] = yield _Io(
+            candidates: list[SimilarAnswer] = yield Io(
                 lambda: self.semantic.search(memory, **where), lambda: self.semantic.asearch(memory, **where)
             )
         except Exception as exc:  # noqa: BLE001 - see above
@@ -370,10 +329,10 @@ class AnswerCache:
         entry = CachedAnswer(match.answer, match.expires_at)
         self.l1.put(digest, entry)
         if l2 is not None:
-            yield from _written("l2", _Io(lambda: l2.put(digest, entry), lambda: l2.aput(digest, entry)))
+            yield from _written("l2", Io(lambda: l2.put(digest, entry), lambda: l2.aput(digest, entry)))
         return _hit("semantic", match.answer, outcomes, match.score)
 
-    def _store(self, key: CacheKey, answer: str, memory: BaseStore | None) -> _Steps[dict[Level, Stored]]:
+    def _store(self, key: CacheKey, answer: str, memory: BaseStore | None) -> Steps[dict[Level, Stored]]:
         done: dict[Level, Stored] = {}
         if self.mode == "off":
             return done
@@ -382,11 +341,11 @@ class AnswerCache:
         self.l1.put(digest, entry)
         done["l1"] = "stored"
         if (l2 := self.l2) is not None:
-            done["l2"] = yield from _written("l2", _Io(lambda: l2.put(digest, entry), lambda: l2.aput(digest, entry)))
+            done["l2"] = yield from _written("l2", Io(lambda: l2.put(digest, entry), lambda: l2.aput(digest, entry)))
         if self.mode == "semantic" and memory is not None:
             where = {"tenant": key.tenant, "model": key.model, "context": key.context,
                      "text": embedding_text(key.request), "request": key.request}
-            done["semantic"] = yield from _written("semantic", _Io(
+            done["semantic"] = yield from _written("semantic", Io(
                 lambda: self.semantic.put(memory, digest, entry, **where),
                 lambda: self.semantic.aput(memory, digest, entry, **where),
             ))
@@ -400,7 +359,7 @@ def _key_digest(key: CacheKey) -> str:
     return hashlib.sha256("".join(f"{len(p)}:{p}" for p in parts).encode("utf-8")).hexdigest()
 
 
-def _written(level: Level, io: _Io) -> _Steps[Stored]:
+def _written(level: Level, io: Io) -> Steps[Stored]:
     try:
         yield io
     except Exception as exc:  # noqa: BLE001 - the cache must never take the turn down

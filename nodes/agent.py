@@ -45,9 +45,10 @@ from bulwark.models.cache import AnswerCache, CacheKey, CacheLookup, context_dig
 from bulwark.models.catalogue import Catalogue, ModelEntry
 from bulwark.models.fallback import NoModelAvailable, unavailable
 from bulwark.models.router import fallbacks
+from bulwark.models.steps import Io, Steps, adrive, drive
 from bulwark.observability.langsmith import annotate_run
 from bulwark.observability.telemetry import LlmCall, decided, llm_call
-from bulwark.persistence.usage import Budget, Charge, UsageLedger, budget_for
+from bulwark.persistence.usage import Budget, Charge, Reservation, UsageLedger, budget_for
 from bulwark.tools.policy import BreakerState, CircuitBreaker
 from bulwark.server.credentials import DEFAULT_TIER
 from bulwark.server.limits import TIER_KEY
@@ -173,92 +174,57 @@ class Agent:
         )
 
     def __call__(self, state: AgentState) -> dict:
-        plan = self._plan(state)
-        if plan.route.get("outcome") == "budget_refused":
-            return plan.unanswered(budget_message(plan.budget))
-        if plan.key is not None:
-            assert self.cache is not None
-            plan.cached = self.cache.lookup(plan.key, memory=get_runtime().store)
-            if plan.cached.hit:
-                return plan.from_cache()
-        for entry in plan.order:
-            if self.breakers[entry.name].state is BreakerState.OPEN:
-                plan.attempts.append((entry.name, CIRCUIT_OPEN))
-                continue
-            reservation = None
-            if plan.budget is not None:
-                assert self.ledger is not None
-                reservation = self.ledger.reserve(plan.context.tenant_id, plan.estimate(entry), plan.budget)
-                if reservation is None and not plan.forced:
-                    plan.attempts.append((entry.name, OVER_BUDGET))
-                    continue
-            if not self.breakers[entry.name].allow():  # half-open, its one trial under way
-                plan.attempts.append((entry.name, CIRCUIT_OPEN))
-                if reservation is not None:
-                    self.ledger.release(reservation)  # type: ignore[union-attr]
-                continue
-            try:
-                with llm_call(model=entry.name, messages=len(plan.prompt), tier=_tier()) as call:
-                    reply = self.models[entry.name].invoke(plan.prompt)
-                    charge = self._priced(entry, plan, reply, call)
-            except Exception as exc:
-                if reservation is not None:
-                    self.ledger.release(reservation)  # type: ignore[union-attr]
-                if not self._failed(plan, entry, exc):
-                    raise
-                continue
-            self.breakers[entry.name].record_success()
-            if self.ledger is not None:
-                self.ledger.settle(reservation, charge)
-            update = plan.answered(entry, reply, charge)
-            if self.spent is not None and (spend := self._spend(update)) is not None:
-                run_blocking(spend)
-            return update
-        return self._exhausted(plan)
+        return drive(self._turn(self._plan(state)))
 
     async def acall(self, state: AgentState) -> dict:
-        """Async twin of :meth:`__call__`: the model calls and the ledger are awaited, so
-        concurrent runs wait on the network together instead of queueing for worker threads."""
-        plan = self._plan(state)
+        """Async twin of :meth:`__call__`: the cache, the ledger and the model calls are
+        awaited, so concurrent runs wait on the network together instead of queueing for
+        worker threads."""
+        return await adrive(self._turn(self._plan(state)))
+
+    def _turn(self, plan: _Plan) -> Steps[dict]:
+        """The model call, written once for both paths (:mod:`bulwark.models.steps`)."""
         if plan.route.get("outcome") == "budget_refused":
             return plan.unanswered(budget_message(plan.budget))
-        if plan.key is not None:
-            assert self.cache is not None
-            plan.cached = await self.cache.alookup(plan.key, memory=get_runtime().store)
+        if (key := plan.key) is not None and (cache := self.cache) is not None:
+            store = get_runtime().store
+            plan.cached = yield Io(lambda: cache.lookup(key, memory=store), lambda: cache.alookup(key, memory=store))
             if plan.cached.hit:
                 return plan.from_cache()
+        ledger = self.ledger
         for entry in plan.order:
-            if self.breakers[entry.name].state is BreakerState.OPEN:
+            breaker = self.breakers[entry.name]
+            if breaker.state is BreakerState.OPEN:
                 plan.attempts.append((entry.name, CIRCUIT_OPEN))
                 continue
             reservation = None
-            if plan.budget is not None:
-                assert self.ledger is not None
-                reservation = await self.ledger.areserve(plan.context.tenant_id, plan.estimate(entry), plan.budget)
+            if plan.budget is not None and ledger is not None:
+                tenant, amount, budget = plan.context.tenant_id, plan.estimate(entry), plan.budget
+                reservation = yield Io(lambda: ledger.reserve(tenant, amount, budget),
+                                       lambda: ledger.areserve(tenant, amount, budget))
                 if reservation is None and not plan.forced:
                     plan.attempts.append((entry.name, OVER_BUDGET))
                     continue
-            if not self.breakers[entry.name].allow():  # half-open, its one trial under way
+            if not breaker.allow():  # half-open, its one trial under way
                 plan.attempts.append((entry.name, CIRCUIT_OPEN))
-                if reservation is not None:
-                    await self.ledger.arelease(reservation)  # type: ignore[union-attr]
+                yield from _released(ledger, reservation)
                 continue
+            model = self.models[entry.name]
             try:
                 with llm_call(model=entry.name, messages=len(plan.prompt), tier=_tier()) as call:
-                    reply = await self.models[entry.name].ainvoke(plan.prompt)
+                    reply = yield Io(lambda: model.invoke(plan.prompt), lambda: model.ainvoke(plan.prompt))
                     charge = self._priced(entry, plan, reply, call)
             except Exception as exc:
-                if reservation is not None:
-                    await self.ledger.arelease(reservation)  # type: ignore[union-attr]
+                yield from _released(ledger, reservation)
                 if not self._failed(plan, entry, exc):
                     raise
                 continue
-            self.breakers[entry.name].record_success()
-            if self.ledger is not None:
-                await self.ledger.asettle(reservation, charge)
+            breaker.record_success()
+            if ledger is not None:
+                yield Io(lambda: ledger.settle(reservation, charge), lambda: ledger.asettle(reservation, charge))
             update = plan.answered(entry, reply, charge)
-            if self.spent is not None and (spend := self._spend(update)) is not None:
-                await spend
+            if self.spent is not None and update["usage"]["input_tokens"] + update["usage"]["output_tokens"] > 0:
+                yield Io(lambda: run_blocking(self._spend(update)), lambda: self._spend(update))
             return update
         return self._exhausted(plan)
 
@@ -281,12 +247,10 @@ class Agent:
         decided("no_model_available")
         return plan.unanswered(NoModelAvailable(plan.attempts).message)
 
-    def _spend(self, update: dict) -> Coroutine[Any, Any, None] | None:
-        """The report of the call's tokens to ``spent`` (``None``: it used none)."""
+    def _spend(self, update: dict) -> Coroutine[Any, Any, None]:
+        """The report of the call's tokens to ``spent``."""
         assert self.spent is not None
         tokens = update["usage"]["input_tokens"] + update["usage"]["output_tokens"]
-        if tokens <= 0:
-            return None
         context = get_runtime(RunContext).context or RunContext()
         return self.spent(context.tenant_id, get_config().get("configurable") or {}, tokens)
 
@@ -313,6 +277,12 @@ class Agent:
             model=entry.name, input_tokens=int(usage["input_tokens"]), output_tokens=int(usage["output_tokens"]),
             cost_usd=cost, estimated=estimated,
         )
+
+
+def _released(ledger: UsageLedger | None, reservation: Reservation | None) -> Steps[None]:
+    """Give back ``reservation`` (a call that was not made, or failed)."""
+    if ledger is not None and reservation is not None:
+        yield Io(lambda: ledger.release(reservation), lambda: ledger.arelease(reservation))
 
 
 OVER_BUDGET = "over budget"
