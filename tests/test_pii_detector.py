@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from bulwark.guardrails.detectors import pii
 from bulwark.guardrails.detectors.pii import ENTITIES, PiiSpan, find_pii, redact_pii
+
+DATA = Path(pii.__file__).with_name("data")
 
 
 def _found(text: str, **kwargs) -> list[tuple[str, str]]:
@@ -210,3 +218,45 @@ def test_long_text_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert len([s for s in spans if s.entity == "EMAIL"]) >= 40
     assert elapsed < 0.1  # a few ms in practice; generous bound for slow CI machines
+
+
+def test_import_compiles_nothing_and_preload_compiles_everything() -> None:
+    # A fresh interpreter: in this one other tests have already used the patterns.
+    script = """
+import sys
+from bulwark.guardrails.detectors import pii
+lazy = ("phonenumbers", "stdnum")
+print(sum(c.cache_info().currsize for c in pii._COMPILERS), [m for m in lazy if m in sys.modules])
+pii.preload()
+print(sum(c.cache_info().currsize for c in pii._COMPILERS), [m for m in lazy if m in sys.modules])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "0 []"
+    assert out[1] == f"{len(pii._COMPILERS)} ['phonenumbers', 'stdnum']"
+    assert len(pii._COMPILERS) > 40
+
+
+@pytest.mark.parametrize("file", sorted(p.name for p in DATA.glob("pii_*.txt")))
+def test_word_files_are_sorted_unique_lines(file: str) -> None:
+    lines = (DATA / file).read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "" and all(line == line.strip() and line for line in lines[:-1])
+    entries = lines[:-1]
+    assert len(set(entries)) == len(entries)
+    if file != "pii_surname_endings.txt":  # grouped by language, as README.md says
+        assert entries == sorted(entries)
+
+
+@pytest.mark.parametrize("file", sorted(p.name for p in DATA.glob("pii_*.json")))
+def test_json_tables_are_lists_of_distinct_regex_safe_strings(file: str) -> None:
+    table = json.loads((DATA / file).read_text(encoding="utf-8"))
+    for name, entries in table.items():
+        assert entries and all(isinstance(e, str) and e for e in entries), name
+        assert len(set(entries)) == len(entries), name
+        re.compile("|".join(entries))  # the regex lists must compile; the others are literal words
+
+
+def test_names_from_the_data_files_are_recognised() -> None:
+    # One entry of each name file, end to end: a given name alone after a cue, and an
+    # accented surname reached through its unaccented spelling.
+    assert _found("Yesterday Zsuzsa called back.", entities=["PERSON"]) == [("PERSON", "Zsuzsa")]
+    assert _found("The report was written by Leon Muller.", entities=["PERSON"]) == [("PERSON", "Leon Muller")]

@@ -1,9 +1,16 @@
 """Offline PII detection and redaction for the rails: regexes, checksums and small heuristics.
 
 ``find_pii`` reports ``PiiSpan``s for eight entity types (``ENTITIES``) and ``redact_pii``
-replaces them with ``<ENTITY>`` placeholders.  Everything is compiled at import time and
-the functions are pure (no I/O): a few hundred microseconds for a 500-character message,
-a few milliseconds for 10 KB.
+replaces them with ``<ENTITY>`` placeholders.  The functions are pure (no I/O): a few
+hundred microseconds for a 500-character message, a few milliseconds for 10 KB.
+
+The word lists (given names, surnames, cue phrases, street types...) are data files,
+``data/pii_*.txt`` and ``data/pii_*.json``, whose contents and sources are in
+``data/README.md``; this module holds the logic.  They are read at import (about a
+millisecond), but the regular expressions are compiled on first use and ``phonenumbers``
+and ``stdnum`` are imported on first use: compiling the patterns took about 200 ms and
+``import phonenumbers`` 150-300 ms, paid by every process that imported the rails,
+``bulwark --help`` included.  :func:`preload` pays both up front (a server's start-up).
 
 Why not Presidio's ``AnalyzerEngine``?  Its NLP engine needs a spaCy language model
 (``en_core_web_lg``), which cannot be downloaded here (only PyPI is reachable, no model
@@ -70,20 +77,17 @@ longer span.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import NamedTuple
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any, NamedTuple
 
-import phonenumbers
-from stdnum import iban as _stdnum_iban
-from stdnum import luhn as _stdnum_luhn
-from stdnum.exceptions import InvalidChecksum, ValidationError
-
-__all__ = ["ENTITIES", "PiiSpan", "find_pii", "redact_pii"]
+__all__ = ["ENTITIES", "PiiSpan", "find_pii", "preload", "redact_pii"]
 
 ENTITIES: tuple[str, ...] = (
     "EMAIL",
@@ -110,6 +114,46 @@ class PiiSpan:
     """End offset in the text (exclusive)."""
     score: float
     """Confidence in ``[0, 1]``; used to pick between overlapping candidates."""
+
+
+# --------------------------------------------------------------------------------------
+# Data files and lazily compiled patterns
+
+_DATA = Path(__file__).with_name("data")
+
+
+def _lines(file: str) -> tuple[str, ...]:
+    """The non-empty lines of ``data/<file>``, in file order."""
+    return tuple(line for line in (_DATA / file).read_text(encoding="utf-8").split("\n") if line)
+
+
+def _table(file: str) -> dict[str, Any]:
+    """The object in ``data/<file>`` (a JSON file)."""
+    return json.loads((_DATA / file).read_text(encoding="utf-8"))
+
+
+def _alternatives(words: Sequence[str]) -> str:
+    """A non-capturing group of regex alternatives, tried in the given order."""
+    return "(?:" + "|".join(words) + ")"
+
+
+_COMPILERS: list[Callable[[], re.Pattern[str]]] = []
+
+
+def _regex(source: str, flags: int = 0) -> Callable[[], re.Pattern[str]]:
+    """``source`` compiled on the first call, then the same pattern on every call."""
+
+    @cache
+    def compiled() -> re.Pattern[str]:
+        return re.compile(source, flags)
+
+    _COMPILERS.append(compiled)
+    return compiled
+
+
+_NUMBER_CUES = _table("pii_number_cues.json")
+_NAME_CUE_WORDS = _table("pii_name_cues.json")
+_ADDRESS_WORDS = _table("pii_address_words.json")
 
 
 # --------------------------------------------------------------------------------------
@@ -152,7 +196,7 @@ def _window(text: str, start: int, end: int, before: int, after: int) -> str:
 # on the few that have enough digits.  (A full regex pass costs ~20-50 ns per character,
 # so running six of them over every text would dominate the budget.)
 
-_BLOB_RE = re.compile(r"\d[\d \t.()\-/+x]*")
+_blob_re = _regex(r"\d[\d \t.()\-/+x]*")
 _BLOB_STRIP = " \t.(-/+x"
 
 
@@ -165,7 +209,7 @@ class _Blob(NamedTuple):
 
 def _numeric_blobs(text: str) -> list[_Blob]:
     out: list[_Blob] = []
-    for m in _BLOB_RE.finditer(text):
+    for m in _blob_re().finditer(text):
         start = m.start()
         s = m.group().rstrip(_BLOB_STRIP)
         if start and text[start - 1] in "+(":
@@ -178,7 +222,7 @@ def _numeric_blobs(text: str) -> list[_Blob]:
 # --------------------------------------------------------------------------------------
 # EMAIL
 
-_EMAIL_RE = re.compile(
+_email_re = _regex(
     r"(?<![\w.%+-])[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,62}[A-Za-z0-9_%+-])?"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
 )
@@ -198,7 +242,7 @@ def _find_email(text: str) -> Iterator[PiiSpan]:
             start -= 1
         while start < at and not text[start].isalnum():
             start += 1
-        m = _EMAIL_RE.match(text, start)
+        m = _email_re().match(text, start)
         if m:
             last_end = m.end()
             yield PiiSpan("EMAIL", m.start(), m.end(), 1.0)
@@ -208,18 +252,14 @@ def _find_email(text: str) -> Iterator[PiiSpan]:
 # --------------------------------------------------------------------------------------
 # CREDIT_CARD
 
-_CARD_RE = re.compile(
+_card_re = _regex(
     r"(?<![\w+.,/-])(?:"
     r"\d{4}(?P<s1>[ -])\d{4}(?:(?P=s1)\d{4}){1,2}(?:(?P=s1)\d{1,4})?"  # 4-4-4-4(-3), 4-4-4(-1..4)
     r"|\d{4}(?P<s2>[ -])\d{6}(?P=s2)\d{4,5}"  # Amex 4-6-5, Diners 4-6-4
     r"|\d{12,19}"
     r")(?![\w]|[.,/-]?\d)"
 )
-_CARD_CTX_RE = re.compile(
-    r"\b(?:cards?|cc|credit|debit|visa|master\s?card|amex|american express|maestro|discover|"
-    r"jcb|diners|pan|cvv|billing|charge)\b",
-    re.I,
-)
+_card_ctx_re = _regex(rf"\b{_alternatives(_NUMBER_CUES['card_words'])}\b", re.I)
 
 
 def _plausible_iin(d: str) -> bool:
@@ -236,15 +276,17 @@ def _plausible_iin(d: str) -> bool:
 
 
 def _find_card(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
+    from stdnum import luhn
+
     for b in blobs:
         if b.digits < 12:
             continue
-        for m in _CARD_RE.finditer(text, b.start, b.end + 3):
+        for m in _card_re().finditer(text, b.start, b.end + 3):
             digits = re.sub(r"\D", "", m.group())
             n = len(digits)
-            if n < 12 or n > 19 or len(set(digits)) == 1 or not _stdnum_luhn.is_valid(digits):
+            if n < 12 or n > 19 or len(set(digits)) == 1 or not luhn.is_valid(digits):
                 continue
-            ctx = bool(_CARD_CTX_RE.search(_window(text, m.start(), m.end(), 60, 20)))
+            ctx = bool(_card_ctx_re().search(_window(text, m.start(), m.end(), 60, 20)))
             # Without a card word, also ask for an issuer prefix that fits the length: a
             # 13-digit epoch-milliseconds timestamp passes Luhn one time in ten.
             if not ctx and (n == 12 or not _plausible_iin(digits)):
@@ -255,8 +297,8 @@ def _find_card(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
 # --------------------------------------------------------------------------------------
 # IBAN_CODE
 
-_IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,32}")
-_IBAN_CTX_RE = re.compile(r"\biban\b", re.I)
+_iban_re = _regex(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,32}")
+_iban_ctx_re = _regex(r"\biban\b", re.I)
 
 
 def _find_iban(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
@@ -265,7 +307,7 @@ def _find_iban(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
         # An IBAN's first blob is its two check digits, right after the country code.
         if b.start < 2 or b.start < last_end or not text[b.start - 2 : b.start].isascii() or not text[b.start - 2 : b.start].isalpha():
             continue
-        m = _IBAN_RE.match(text, b.start - 2)
+        m = _iban_re().match(text, b.start - 2)
         if not m:
             continue
         span = _iban_span(text, m)
@@ -275,8 +317,12 @@ def _find_iban(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
 
 
 def _iban_span(text: str, m: re.Match[str]) -> PiiSpan | None:
+    import phonenumbers
+    from stdnum import iban
+    from stdnum.exceptions import InvalidChecksum, ValidationError
+
     cand = m.group()
-    ctx = bool(_IBAN_CTX_RE.search(text, max(0, m.start() - 40), m.start()))
+    ctx = bool(_iban_ctx_re().search(text, max(0, m.start() - 40), m.start()))
     # The regex is greedy and may swallow a following word ("... 32 to other"): try the
     # candidate ends at group boundaries from the longest down.
     ends = [e for e in range(len(cand), 14, -1) if e == len(cand) or cand[e] in " -"]
@@ -284,7 +330,7 @@ def _iban_span(text: str, m: re.Match[str]) -> PiiSpan | None:
     for e in ends:
         sub = cand[:e]
         try:
-            _stdnum_iban.validate(sub)
+            iban.validate(sub)
         except InvalidChecksum:
             # Right country, length and BBAN structure but wrong check digits: a mistyped
             # IBAN is still an account number, so report it (lower score) after "IBAN".
@@ -296,7 +342,7 @@ def _iban_span(text: str, m: re.Match[str]) -> PiiSpan | None:
             # or the BBAN does not fit its registry entry.  A 1-in-97 accident on an
             # IBAN-shaped string is unlikely, and registries lag behind banks (and
             # generators): keep it, with a lower score, if the country code is a real one.
-            compact = _stdnum_iban.compact(sub)
+            compact = iban.compact(sub)
             last_group = sub.replace("-", " ").rsplit(" ", 1)[-1]
             if (
                 mod97_only is None
@@ -318,19 +364,21 @@ def _iban_shape_ok(cand: str) -> bool:
     stdnum checks mod-97 before the structure, so recompute the check digits and validate
     the corrected number instead.
     """
-    compact = _stdnum_iban.compact(cand)
+    from stdnum import iban
+
+    compact = iban.compact(cand)
     if not compact[:2].isalpha() or not compact.isalnum():
         return False
     body = compact[4:] + compact[:2] + "00"
     num = int("".join(str(int(c, 36)) for c in body))
-    return _stdnum_iban.is_valid(compact[:2] + f"{98 - num % 97:02d}" + compact[4:])
+    return iban.is_valid(compact[:2] + f"{98 - num % 97:02d}" + compact[4:])
 
 
 # --------------------------------------------------------------------------------------
 # US_SSN
 
-_SSN_RE = re.compile(r"(?<![\w+.,/-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|[.,/-]?\d)")
-_SSN_CTX_RE = re.compile(r"\b(?:ssn|ss#|ss\s?no|social[\s-]+security|soc\.?\s?sec)", re.I)
+_ssn_re = _regex(r"(?<![\w+.,/-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\w]|[.,/-]?\d)")
+_ssn_ctx_re = _regex(rf"\b{_alternatives(_NUMBER_CUES['ssn_words'])}", re.I)
 
 
 def _ssn_valid(area: str, group: str, serial: str) -> bool:
@@ -341,11 +389,11 @@ def _find_ssn(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
     for b in blobs:
         if b.digits < 9:
             continue
-        for m in _SSN_RE.finditer(text, b.start, b.end + 3):
+        for m in _ssn_re().finditer(text, b.start, b.end + 3):
             area, sep, group, serial = m.groups()
             if not _ssn_valid(area, group, serial):
                 continue
-            ctx = bool(_SSN_CTX_RE.search(text, max(0, m.start() - 50), m.start()))
+            ctx = bool(_ssn_ctx_re().search(text, max(0, m.start() - 50), m.start()))
             if sep == "-":
                 score = 0.95 if ctx else 0.85
             elif sep == " ":
@@ -361,20 +409,20 @@ def _find_ssn(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
 # IP_ADDRESS
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4_RE = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
-_IPV6_RE = re.compile(
+_ipv4_re = _regex(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)")
+_ipv6_re = _regex(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:.]|\.\d)"
 )
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
-_VERSION_CTX_RE = re.compile(r"\b(?:version|ver|release|build|v)\.?\s*$", re.I)
+_version_ctx_re = _regex(rf"\b{_alternatives(_NUMBER_CUES['version_words'])}\.?\s*$", re.I)
 
 
 def _find_ip(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
     for b in blobs:
         if b.dots < 3 or b.digits < 4:
             continue
-        for m in _IPV4_RE.finditer(text, b.start, b.end + 3):
-            if _VERSION_CTX_RE.search(text, max(0, m.start() - 12), m.start()):
+        for m in _ipv4_re().finditer(text, b.start, b.end + 3):
+            if _version_ctx_re().search(text, max(0, m.start() - 12), m.start()):
                 continue  # "version 1.2.3.4"
             yield PiiSpan("IP_ADDRESS", m.start(), m.end(), 0.95)
     # IPv6: expand each colon into the run of hex digits, colons and dots around it.
@@ -389,7 +437,7 @@ def _find_ip(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
         i = text.find(":", end)
         if text.count(":", start, end) < 2:
             continue
-        for m in _IPV6_RE.finditer(text, start, end):
+        for m in _ipv6_re().finditer(text, start, end):
             cand = m.group()
             if sum(1 for g in cand.split(":") if g) < 2 or not any(c.isdigit() for c in cand):
                 continue  # "::", "a::b" (Rust/C++ paths) are not addresses worth flagging
@@ -403,7 +451,7 @@ def _find_ip(text: str, blobs: list[_Blob]) -> Iterator[PiiSpan]:
 # --------------------------------------------------------------------------------------
 # PHONE_NUMBER
 
-_PHONE_RE = re.compile(
+_phone_re = _regex(
     r"(?<![\w+$€£¥/.-])(?<!\d,)"
     r"(?P<cc>\+[1-9]\d{0,2}[ .-]?)?"
     r"(?P<paren>\(\d{1,5}\)[ .-]?)?"
@@ -413,7 +461,7 @@ _PHONE_RE = re.compile(
 )
 # National formats that mix separators: "08-972 069 55", "042 976-83-07", "06-27/181 2326",
 # "(39)/867-7305".  Only tried where the consistent-separator regex above cannot read them.
-_PHONE_MIXED_RE = re.compile(
+_phone_mixed_re = _regex(
     r"(?<![\w+$€£¥/.-])(?<!\d,)"
     r"(?P<cc>\+[1-9]\d{0,2}[ .-]?)?"
     r"(?P<paren>\(\d{1,5}\)(?:[ .-]|[ ]?/[ ]?)?)?"
@@ -421,21 +469,11 @@ _PHONE_MIXED_RE = re.compile(
     r"(?P<ext>[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
     r"(?![\w%]|[.,/-]?\d)"
 )
-_NON_DIGITS_RE = re.compile(r"\D+")
-_PHONE_CTX_RE = re.compile(
-    r"\b(?:call(?:ed|ing|s)?|phone[sd]?|tel(?:ephone)?|mobile|cell(?:ular|phone)?|fax|desk|office|"
-    r"ph|mob|whats\s?app|sms|text(?:ed)?|dial(?:ed)?|ring|reach(?:ed)?|contact(?:ed)?|landline|"
-    r"hotline|messag(?:e|es|ing)|answering|registered|voicemail|helpline)\b",
-    re.I,
-)
+_non_digits_re = _regex(r"\D+")
+_phone_ctx_re = _regex(rf"\b{_alternatives(_NUMBER_CUES['phone_words'])}\b", re.I)
 # Identifier words that make a medium-shape number something else ("order 123-456-789").
-_PHONE_NEG_RE = re.compile(
-    r"\b(?:order|invoice|account|acct|licen[cs]e|passport|id|ssn|social security|zip|postal|"
-    r"postcode|isbn|serial|tracking|ref(?:erence)?|case|docket|parcel|card|iban|routing|"
-    r"patient|employee|customer|ticket|version|model|part|sku)\b",
-    re.I,
-)
-_YEAR_RE = re.compile(r"(?:1[89]|20)\d\d$")
+_phone_neg_re = _regex(rf"\b{_alternatives(_NUMBER_CUES['identifier_words'])}\b", re.I)
+_year_re = _regex(r"(?:1[89]|20)\d\d$")
 
 
 def _looks_like_date(groups: list[str], sep: str) -> bool:
@@ -452,11 +490,13 @@ def _looks_like_date(groups: list[str], sep: str) -> bool:
 
 def _mixed_phone(text: str, m: re.Match[str]) -> PiiSpan | None:
     """Judge a candidate that mixes separators ("08-972 069 55"); None when it does not."""
+    import phonenumbers
+
     cc, paren, body, ext = m.group("cc"), m.group("paren"), m.group("body"), m.group("ext")
-    seps = _NON_DIGITS_RE.findall(body)
+    seps = _non_digits_re().findall(body)
     if len(set(seps)) == 1 and "/" not in seps[0] and not (paren and paren[-1:] in "/."):
         return None  # consistent separators: the main regex handles it
-    groups = _NON_DIGITS_RE.split(body)
+    groups = _non_digits_re().split(body)
     ndig = sum(c.isdigit() for c in (cc or "") + (paren or "") + body)
     if not 7 <= ndig <= 15 or len(groups[0]) > 5:
         return None
@@ -465,7 +505,7 @@ def _mixed_phone(text: str, m: re.Match[str]) -> PiiSpan | None:
     trunk = body.startswith("0") or bool(paren) or bool(cc)
     if min(len(g) for g in groups[1:]) < (1 if trunk else 2):
         return None
-    ctx = bool(_PHONE_CTX_RE.search(_window(text, m.start(), m.end(), 35, 15)))
+    ctx = bool(_phone_ctx_re().search(_window(text, m.start(), m.end(), 35, 15)))
     if cc:
         try:
             parsed = phonenumbers.parse(text[m.start() : m.start("ext")] if ext else m.group(), None)
@@ -482,7 +522,7 @@ def _mixed_phone(text: str, m: re.Match[str]) -> PiiSpan | None:
         return None
     if ctx:
         score += 0.1
-    elif _PHONE_NEG_RE.search(text, max(0, m.start() - 30), m.start()):
+    elif _phone_neg_re().search(text, max(0, m.start() - 30), m.start()):
         return None
     return PiiSpan("PHONE_NUMBER", m.start(), m.end(), score)
 
@@ -493,7 +533,7 @@ def _find_phone(text: str, blobs: list[_Blob]) -> list[PiiSpan]:
         if b.digits < 7:
             continue
         # The window reaches past the blob for a spelled-out extension ("ext. 12").
-        for rx, judge in ((_PHONE_MIXED_RE, _mixed_phone), (_PHONE_RE, _strict_phone)):
+        for rx, judge in ((_phone_mixed_re(), _mixed_phone), (_phone_re(), _strict_phone)):
             for m in rx.finditer(text, b.start, b.end + 16):
                 if m.start() >= b.end:
                     break
@@ -510,12 +550,14 @@ def _find_phone(text: str, blobs: list[_Blob]) -> list[PiiSpan]:
 
 def _strict_phone(text: str, m: re.Match[str]) -> PiiSpan | None:
     """Judge a candidate whose digit groups share one separator."""
+    import phonenumbers
+
     body, sep, cc, paren, ext = m.group("body"), m.group("sep"), m.group("cc"), m.group("paren"), m.group("ext")
     groups = body.split(sep) if sep else [body]
     ndig = sum(c.isdigit() for c in (cc or "") + (paren or "") + body)
     if ndig < 7 or ndig > 15:
         return None
-    ctx = bool(_PHONE_CTX_RE.search(_window(text, m.start(), m.end(), 35, 15)))
+    ctx = bool(_phone_ctx_re().search(_window(text, m.start(), m.end(), 35, 15)))
     if sep:
         if len(groups[0]) > 6:
             return None
@@ -525,7 +567,7 @@ def _strict_phone(text: str, m: re.Match[str]) -> PiiSpan | None:
             return None  # an IPv4 address
         if _looks_like_date(groups, sep):
             return None
-        if all(len(g) == 4 and _YEAR_RE.match(g) for g in groups):
+        if all(len(g) == 4 and _year_re().match(g) for g in groups):
             return None  # "1990-2000", "2010 2015 2020"
     lengths = [len(g) for g in groups]
     # North American "905-674-3793", "1-800-555-0199", "259.735.7502", "001-518-640-0854"
@@ -572,7 +614,7 @@ def _strict_phone(text: str, m: re.Match[str]) -> PiiSpan | None:
         score = 0.6  # "Fax: 9498777106"
     else:
         return None
-    if score < 0.8 and not ctx and _PHONE_NEG_RE.search(text, max(0, m.start() - 30), m.start()):
+    if score < 0.8 and not ctx and _phone_neg_re().search(text, max(0, m.start() - 30), m.start()):
         return None
     if ctx:
         score = min(0.95, score + 0.1)
@@ -588,436 +630,59 @@ def _fold(word: str) -> str:
 
 # --------------------------------------------------------------------------------------
 # PERSON (best effort).  Without an NER model a name needs evidence: a cue ("my name is",
-# "Dr.", "Dear"), a given name from the list below, a middle initial, a common or
-# typically-shaped surname.  The lists are general knowledge (common given names and
-# surnames across languages), not taken from any evaluation data.
+# "Dr.", "Dear"), a known given name, a middle initial, a common or typically-shaped
+# surname.  The name lists are general knowledge (common given names and surnames across
+# languages), not taken from any evaluation data; the files hold them as written, and the
+# unaccented spellings ("júlia" -> "julia") are added here.
 
-_FIRST_NAMES = frozenset(
-    """
-    aaron abby abdul abigail adam adele adrian adriana adrienne agata agnes agnieszka ahmad
-    ahmed ahmet aidan aiko aileen aino aisha akira alan alba albert alberto albin aleksander
-    aleksandra aleksandr alena alessandra alessandro alessia alex alexa alexander alexandra
-    alexandre alexei alexey alexis alfie alfonso alfred alfredo ali alice alicia alina alison
-    allan allison alma alois alvaro álvaro amadeo amanda amber amelia amelie amélie amina amir
-    amit amy ana anastasia anders andre andré andrea andreas andrei andrej andres andrés andrew
-    andrey andrzej andy aneta angela angelika angelina angelo anika anita anja anke ann anna
-    annabel anne anneli annette annie annika anouk anthony antoine anton antonia antonio antti
-    anu april archie ari ariana arianna arjun arlene armando arne arnold arnaud aron arthur artur
-    arturo asa åsa ashley asuka astrid athina audrey august aurelia aurelie aurélie aurora austin
-    ava axel ayaka ayşe aylin bálint balázs barbara barbora barry bart bartosz basil beata
-    beatrice beatriz becky belinda bella ben benedikt benedetta benjamin bence bernard bernd
-    bernhard berit bertram beth bethany betty beverly bianca bill billy birgit birgitta bjorn
-    björn bjørn blake bob bobby bogdan bohumil bojan bonnie boris bozena bożena brad bradley
-    brandon brenda brendan brent brett brian brianna bridget brigitte britta brittany brooke
-    bruce bruna bruno bryan bryce caitlin caleb calvin cameron camila camille camilla candice
-    cara carina carl carla carlo carlos carmen carol carole caroline carolyn carrie casey
-    catalina catarina catherine cathy cecilia cedric celia celina celine céline chad charles
-    charlie charlotte chelsea cheryl chiara chloe chloé chris christian christiane christina
-    christine christoph christophe christopher cindy claire clara clarence claudia claudio
-    claus clayton clément cliff clifford clint cody colin colleen connor conor constantin cora
-    corey cornelia courtney craig cristian cristina curtis csaba cynthia daisuke dale damian
-    damien dan dana daniel daniela daniele danielle danny danuta daria darius darko darren
-    darya daryl dave david davide dawn dean debbie deborah debra declan deepak delia denis
-    denise dennis derek derrick desmond devin dexter diana diane diego dieter dimitar dimitra
-    dimitrios dirk dmitri dmitry dolores domenico dominic dominik dominique don donald donna
-    dora doris dorota dorothy douglas dragan duncan dustin dylan earl eddie edgar edith edmund
-    eduardo edward edwin eileen einar eino ekaterina elaine eleanor elena eleni eli elias elif
-    elijah elin elisa elisabeth elisabetta elise eliza elizabeth elke ella ellen ellie elliot
-    elliott elodie élodie eloise elsa elżbieta emanuel emil emilia emilie émilie emilio emily
-    emma emmanuel emre enrico enrique erica erik erika erin ernest ernesto ernst erwin esa
-    esteban estelle esther ethan eugen eugene eva éva evan evelyn ewa ewan fabian fabio fábio
-    faina farah fatima fatma federica federico felicity felipe felix fernanda fernando filip
-    finn fiona florence florian floyd frances francesca francesco francis francisco françois
-    franciska franco frank franz fred freddie freddy frederick frederik frederikke fredrik freya
-    freja frida friedrich fritz gábor gabriel gabriela gabriele gabrielle gail galina gareth
-    garrett gary gavin gemma geoffrey geert georg george georgi georgina georgios gerald gerard
-    gerhard gianluca gianni gilbert gillian gina giorgio giovanna giovanni gisela giulia giulio
-    giuseppe gladys glen glenn gloria goran gordon graham grant greg gregor gregory greta
-    gretchen grzegorz gudrun guillaume gunnar günter gustav gustavo guy gwen gyorgy györgy hakan
-    halina hana hank hannah hanna hanne hannelore hans harald harold harriet harry harvey haruka
-    haruto hassan hazel heather hector héctor heidi heike heikki heinrich heinz helen helena
-    helga helmut hendrik henri henrik henry herbert herman hermann hilda hiroki hiroshi holger
-    holly horst howard hubert hugh hugo hülya ian ibrahim ida igor ilona ilse imre ines inês inga
-    inge inger ingrid irena irene irina iris irma isaac isabel isabella isabelle isaiah isla
-    ismael istván ivan ivana ivo iveta izabela jacek jack jackie jacob jacqueline jacques jaime
-    jake jakob jakub james jamie jan jana jane janet janice janina janka janos jános janusz jared
-    jaroslav jarosław jasmin jasmine jason javier jay jean jeanette jeanne jeff jeffrey jelena
-    jenna jennifer jenny jens jeremy jerome jerry jerzy jesper jessica jesús jill jim jimmy jiří
-    joachim joan joanna joao joão joaquim joaquin joaquín jocelyn jodi joe joel johan johanna
-    johannes john johnny jon jonas jonathan jordan jordi jorge jörg jose josé josef joseph
-    josephine joshua josiane josip joy joyce józsef jože jožef juan judit judith judy julia julian
-    juliana julie julien juliet julieta julio jules june jürgen justin justine jussi kai kaija
-    kaisa kamil kamila karel karen kari karin karina karl karla karolina kasper katalin katarina
-    katarzyna kate katerina kateřina katharina katherine kathleen kathryn kathy katie katja
-    katrin katrina katrine kay kayla kazimierz keiko keith kelly ken kenji kenneth kenta kerry
-    kevin kim kimberly kinga kirill kirsten kitty klara klára klaus konrad konstantin kristen
-    kristian kristin kristina kristine kristóf krisztián krisztina krzysztof kurt kyle lajos
-    lana lance lara larry lars laszlo lászló laura laure lauren laurence laurent lawrence layla
-    lea léa leah lee leif leila lena lene leo leon leona leonard leonardo leonie leonor leopold
-    leslie leticia letícia lewis liam lidia lillian linda lindsay lindsey lina linnea lionel
-    lisa liv lloyd logan lorena lorenzo loretta lori lorraine louis louisa louise luc luca
-    lucas lucia lucía lucie lucy ludmila ludwig luigi luis luís luisa lukas lukáš luke łukasz
-    lydia lynn maarten mabel maciej mads madeleine maggie magnus maja malcolm malgorzata
-    małgorzata malin mandy manfred manon manuel manuela marc marcel marcela marcello marcin
-    marco marcos marcus marek margaret margareta margarita margit margot mari maria mária
-    mariana marianne marie marilyn marina mario marion marisa marit marius marja marjorie
-    mark marko markus marlene marta martha martin martina marvin mary maría mateo mateus mateusz
-    mathias mathieu mathilde matej matěj matilda matt matteo matthew matthias matti maureen
-    maurice maurizio max maxim maxime maximilian maya megan mehmet melanie melinda melissa
-    melvin meredith merja mette mia michael michaela michal michał micheal michel michele
-    michelle miguel mihai mika mikael mike mikhail mikko milan mildred milena miles miloš
-    mindy minna miranda miriam miroslav mitchell mohamed mohammad mohammed moira molly monica
-    monika morgan morten moritz muhammad murat muriel myra nadia nadine nadezhda nancy naoki
-    naomi natalia natalie natalya natasha nathalie nathan nathaniel neil nelson nicholas nick
-    nicola nicolas nicole niels nikita niklas nikola nikolai nikolaos nikolay nils nina noah
-    noemi noel nora norbert noreen norma nunzia oksana olaf ole oleg olena olga oliver olivia
-    olivier omar oscar oskar ottó otto owen pablo pamela paola pascal patricia patrick patty
-    paul paula paulina pauline pavel paweł pedro peeter peggy pekka penelope per percy péter
-    peter petr petra phil philip philipp philippe phillip phoebe phyllis pierre piet pieter
-    pietro pilar piotr polina polona priscilla priya rachel rafael rafał rahul raimo rainer
-    ralf ralph ramon ramón randall randy raphael raquel rasmus raúl ray raymond rebecca rebeca
-    regina reginald reinhard réka renata renate rené rhys ricardo riccardo richard rick ricky
-    riikka rita rob robert roberta roberto robin rodney rodrigo roger roland rolf roman ronald
-    ronnie rosa rosalia rosalie rosemary ross roxanne roy ruben rubén rudolf rudy rui rupert
-    ruslan russell ruth ryan ryo sabine sabrina sakura sally salvatore sam samantha samir
-    samira samuel sandra sanna sara sarah šárka sascha satoshi scott sean sebastian sébastien
-    selma serena sergei sergey sergio seth shane shannon sharon shawn sheila shelby shelley
-    sherry shirley siegfried sigrid silke silvana silvia simon simona simone sina siobhan
-    sofia sofie sólveig sölvi sonia sonja sophia sophie søren spencer stacy stan stanislav
-    stanisław stanley stefan stefania stefano steffen stella stephan stephanie stephen steve
-    steven stig stuart sue susan susanne suzanne sven svetlana sylvia sylvie szabina szymon
-    takashi takeshi tamara tamás tammy tania tânia tanja tanya tara tatiana tatyana ted teresa
-    terence terrence teri terri terry tess thea theo theodore theresa thomas thorsten tiago
-    tibor tiffany tiina tilly tim timo timothy tina toby todd tom tomas tomás tomasz tomáš
-    tommy tomomi toni tony torben tove tracey tracy travis trevor tristan troy tuomas tuula
-    tyler ulrich ulrike ursula uta ute valentin valentina valeria valerie václav vanessa vasil
-    vasileios vera verena veronica veronika vicki vicky victor victoria viktor viktoria vilma
-    vince vincent vincenzo viola violet virginia vitor vivian vladimir vladimír vojtěch wade
-    walter wanda warren wayne wei wendy werner wesley weronika wilhelm willem william willie
-    wilma winston wisława wojciech wolfgang xavier yana yannick yasmin yekaterina yelena yoko
-    yolanda yuki yulia yuri yury yusuf yvette yvonne zachary zak zbigniew zdeněk zofia zoltán
-    zoe zoë zsofia zsófia zsuzsanna zuzana zuzanna
-    eric erick ron russ shaun walt wes zach abe al bert chuck doug ed gabe hal len lou mel mitch
-    ned pete rod sid vic allie angie bea deb emmie emmy jen jo liz lizzie meg millie nell nellie pam
-    patsy polly susie trish val winnie jouni jari juha jukka kalle lauri niko olli pasi petri sami
-    tapio teemu veikko andres kalev mart priit rein toomas tõnu ákos attila béla ferenc gergely gyula
-    károly levente miklós sándor zsolt anikó edit erzsébet ildikó zsuzsa ladislav lenka bartłomiej
-    dariusz mariusz sławomir tadeusz grażyna krystyna ante branko davor ivica luka mate stjepan
-    tomislav zoran zlatko željko marija mirjana snežana vesna bram daan henk jeroen joost kees koen
-    luuk ruud sander stijn thijs wim femke fleur lotte marloes espen frode geir håkon kjell knut olav
-    rune svein terje trond trygve silje solveig tone aksel asbjørn guðrún sigurður jón ólafur
-    kristján helgi magnús giacomo massimo paolo alejandro ángel nuno duarte gonçalo afonso matilde
-    yuto sota ren daiki kaito riku hinata yui aoi mei rin naoko tomoko yuko yumi emi ayumi kaori
-    akiko masako ming jun hui xin ying lei jie hao mustafa hüseyin hasan burak emine zeynep khalid
-    youssef nour artem evgeny ilya vadim ioannis konstantinos christos panagiotis vasilis aarav
-    aditya anil raj rajesh ravi sanjay sunil vijay vikram anjali deepika kavya neha pooja sunita
-    """.split()
-)
+_FIRST_NAMES = frozenset(_lines("pii_given_names.txt"))
 # Given names that are also ordinary words or places: they only count in a "First Last"
 # pair, never alone.
-_AMBIGUOUS_NAMES = frozenset(
-    """
-    april august autumn bill bob bud carol chad chase dale dawn dean don eugene faith florence
-    georgia grace guy hope iris ivy jack jade jan jordan joy june ken lee les lily mark may max
-    miles norman page pat ray rose ruby rusty sandy summer sydney victoria virginia will austin
-    charlotte jackson lincoln madison paris chelsea adelaide carolina angel amber crystal
-    florian mercedes sky river stone penny pearl violet hazel holly heather crystal kitty
-    destiny harmony melody misty dusty art earl frank gene herb sterling grant rob sue drew
-    wade lance cliff glen forrest brook buck king hunter mason parker carter tucker morgan
-    marina rosa dolores nick val sid vic hal abe len rod deb pam bert chuck patsy
-    """.split()
-)
+_AMBIGUOUS_NAMES = frozenset(_lines("pii_ambiguous_given_names.txt"))
 _FIRST_NAMES = _FIRST_NAMES | {_fold(n) for n in _FIRST_NAMES}
 _FIRST_NAMES_SOLO = _FIRST_NAMES - _AMBIGUOUS_NAMES
 _FIRST_NAMES_ALL = _FIRST_NAMES | _AMBIGUOUS_NAMES
-_SURNAMES = frozenset(
-    """
-    smith johnson williams jones garcia miller davis rodriguez martinez hernandez lopez
-    gonzalez wilson anderson moore martin perez thompson harris sanchez clark ramirez lewis
-    robinson allen wright scott torres nguyen flores adams nelson rivera campbell mitchell
-    roberts gomez phillips evans diaz cruz edwards collins reyes stewart morris morales murphy
-    rogers gutierrez ortiz cooper peterson bailey kelly howard ramos kim cox ward richardson
-    watson brooks chavez bennett mendoza ruiz hughes alvarez castillo sanders patel myers ross
-    foster jimenez powell jenkins perry sullivan coleman henderson barnes gonzales vasquez
-    simmons romero patterson alexander hamilton graham reynolds griffin wallace moreno hayes
-    bryant herrera gibson ellis tran medina aguilar stevens murray castro owens fernandez
-    mcdonald kennedy vargas chen freeman webb guzman burns crawford olson simpson gordon mendez
-    silva shaw snyder dixon munoz hicks palmer wagner robertson boyd salazar warren meyer rice
-    schmidt garza daniels ferguson nichols stephens soto weaver ryan payne dunn kelley spencer
-    hawkins arnold pierce vazquez hansen peters santos hart bradley elliott cunningham duncan
-    armstrong hudson carroll riley andrews alvarado delgado berry perkins hoffman johnston
-    matthews pena richards contreras willis sandoval guerrero chapman rios estrada ortega
-    watkins greene nunez wheeler valdez harper burke larson santiago maldonado morrison
-    franklin carlson dominguez carr lawson jacobs obrien lynch singh vega montgomery oliver
-    jensen harvey williamson gilbert sims espinoza howell li wong hanson le mccoy garrett
-    burton fuller wang weber welch rojas lucas marquez yang padilla walsh bowman schultz luna
-    fowler mejia davidson acosta brewer juarez pearson curtis cortez douglas schneider barrett
-    navarro figueroa keller avila molina stanley hopkins campos barnett bates chambers caldwell
-    beck lambert miranda byrd craig ayala lowe frazier neal leonard gregory carrillo sutton
-    fleming rhodes shelton schwartz norris jennings watts duran walters cohen mcdaniel moran
-    parks steele vaughn becker holt deleon barker terry leon benson haynes horton miles lyons
-    pham graves thornton wolfe warner cabrera mckinney mann zimmerman dawson lara fletcher
-    mccarthy robles cervantes solis erickson reeves chang klein salinas fuentes baldwin
-    velasquez higgins aguirre lin cummings chandler barber bowen ochoa dennis robbins liu
-    ramsey griffith blair oconnor cardenas pacheco calderon quinn swanson chan rivas khan
-    rodgers serrano fitzgerald rosales stevenson christensen manning curry mclaughlin harmon
-    mcgee gross doyle garner newton burgess reese walton blake trujillo adkins brady goodman
-    roman webster goodwin fischer huang delacruz montoya wu hines mullins castaneda malone
-    cannon mack sherman hubbard hodges zhang guerra valencia saunders franco rowe gallagher
-    hammond hampton townsend ingram gallegos clarke barton schroeder maxwell camacho strickland
-    colon parsons harrington glover osborne buchanan casey floyd patton ibarra tyler suarez
-    bowers orozco salas cobb gibbs andrade bauer conner moody escobar mcguire lloyd mueller
-    hartman kramer mcbride lindsey velazquez norton mccormick flynn yates hogan macias
-    villanueva zamora pratt stokes owen ballard lang brock villarreal drake barrera cain
-    patrick pineda burnett mercado santana shepherd bautista ali shaffer trevino mckenzie hess
-    beil olsen cochran morton nash wilkins petersen briggs shah roth nicholson holloway lozano
-    rangel hoover arias mora valenzuela bryan meyers weiss underwood greer carson morrow
-    clayton whitaker decker yoder collier zuniga carey wilcox melendez poole roberson larsen
-    conley davenport copeland massey lam huff rocha cameron jefferson monroe pittman huynh
-    randall singleton kirk combs mathis skinner bradford galvan boone kirby wilkinson bridges
-    bruce atkinson velez meza hodge villa abbott allison tapia gates sosa sweeney farrell wyatt
-    dalton horn barron phelps yu dickerson heath foley atkins mathews bonilla acevedo benitez
-    zavala hensley glenn cisneros harrell rubio huffman choi boyer garrison arroyo kane hancock
-    callahan dillon cline wiggins grimes arellano melton oneill savage ho beltran pitts parrish
-    ponce koch ware brennan mcdowell marks cantu humphrey baxter sawyer tanner hutchinson kaur
-    berg wiley gilmore russo villegas hobbs keith wilkerson ahmed beard mcclain montes mata
-    rosario vang walter henson oneal mosley mcclure beasley stephenson huerta preston vance
-    barry johns eaton blackwell dyer prince macdonald solomon guevara stafford hurst woodard
-    cortes shannon kemp nolan mccullough merritt murillo salgado kline cordova barajas roach
-    rosas winters jacobson lester knox bullock kerr leach meadows davila orr whitehead pruitt
-    conway mckee barr dejesus marin berger mcintyre blankenship gaines palacios cuevas bartlett
-    durham dorsey mccall odonnell stein browning stout lowery sloan mclean hendricks calhoun
-    sexton chung gentry hull duarte ellison nielsen gillespie buck middleton sellers leblanc
-    esparza hardin bradshaw mcintosh howe livingston morse knapp herman bravo spears weeks
-    corona frederick buckley mcfarland hebert enriquez hickman quintero randolph schaefer trejo
-    reilly pennington conrad giles benjamin crosby fitzpatrick donovan mays mahoney valentine
-    medrano hahn mcmillan bentley felix peck lucero boyle hanna hurley harding mcconnell bernal
-    nava ayers everett ventura avery pugh mayer bender shepard mcmahon landry sampson moses
-    magana blackburn dunlap gould duffy vaughan herring mckay espinosa farley bernard ashley
-    friedman potts truong costa correa blevins nixon clements delarosa benton lugo portillo
-    dougherty crane haley phan villalobos blanchard horne finley quintana esquivel bean dodson
-    mullen xiong hayden cano levy huber richmond moyer lim frye sheppard mccarty avalos booker
-    waller parra woodward jaramillo krueger rasmussen brandt peralta donaldson stuart faulkner
-    maynard galindo coffey estes sanford burch maddox vo oconnell vu andersen spence mcpherson
-    schmitt stanton leal compton dudley sierra pollard alfaro hester proctor lu hinton novak
-    madden mccann terrell jarvis dickson reyna cantrell mayo hendrix rollins rowland whitney
-    duke odom daugherty travis tang archer müller mueller schmidt schneider fischer weber meyer
-    wagner becker schulz hoffmann schäfer koch bauer richter klein schröder neumann schwarz
-    zimmermann braun krüger hofmann hartmann lange schmitt werner krause meier lehmann schmid
-    schulze maier köhler herrmann könig walter mayer huber kaiser fuchs peters lang scholz
-    möller weiß jung hahn schubert vogel friedrich keller günther berger winkler roth beck
-    lorenz baumann franke albrecht schuster ludwig böhm kraus martin schumacher krämer vogt
-    stein jäger otto sommer groß seidel heinrich brandt haas schreiber graf dietrich ziegler
-    kuhn rossi russo ferrari esposito bianchi romano colombo ricci marino greco bruno gallo
-    conti deluca mancini costa giordano rizzo lombardi moretti barbieri fontana santoro mariani
-    rinaldi caruso ferrara galli martini leone longo gentile martinelli vitale lombardo serra
-    coppola desantis damico marchetti parisi villa conte ferraro ferri fabbri bianco marini
-    grasso valentini messina sala desimone gatti pellegrini palumbo sanna farina rizzi monti
-    cattaneo morelli amato silvestri mazza testa grassi pellegrino carbone giuliani benedetti
-    barone rossetti caputo montanari guerra palmieri bernardi martino fiore derosa ferrante
-    mazzi dubois durand lefebvre leroy moreau laurent lefevre roux fournier girard bonnet
-    dupont lambert fontaine rousseau muller faure andre mercier blanc guerin boyer garnier
-    chevalier francois legrand gauthier perrin robin clement morin nicolas roussel mathieu
-    gautier masson marchand duval denis dumont marie lemaire noel meyer dufour meunier brun
-    blanchard giraud joly riviere lucas brunet gaillard barbier arnaud martinez gerard roche
-    renard schmitt leroux colin vidal caron picard roger fabre aubert lemoine renaud dumas
-    lacroix olivier philippe bourgeois pierre benoit rey leclerc payet rolland leclercq
-    guillaume lecomte lopez jean dupuy guillot hubert berger carpentier sanchez dupuis moulin
-    louis deschamps huet vasseur perez boucher fleury royer klein jacquet adam poirier marty
-    aubry guyot carre renault charpentier menard maillard baron bertin bailly herve schneider
-    fernandez lecoq collet silva santos oliveira souza sousa pereira costa rodrigues almeida
-    nascimento lima araújo araujo fernandes carvalho gomes martins rocha ribeiro alves monteiro
-    mendes barros freitas barbosa pinto moura cavalcanti dias castro campos cardoso teixeira
-    correia vieira nunes marques ferreira azevedo machado lopes soares moreira figueiredo nowak
-    kowalski wiśniewski wisniewski wójcik wojcik kowalczyk kamiński kaminski lewandowski
-    zieliński zielinski szymański szymanski woźniak wozniak dąbrowski dabrowski kozłowski
-    jankowski mazur kwiatkowski krawczyk piotrowski grabowski nowakowski pawłowski michalski
-    nowicki adamczyk dudek zając wieczorek jabłoński król majewski olszewski jaworski wróbel
-    malinowski pawlak witkowski walczak stępień górski rutkowski michalak sikora ostrowski
-    baran duda szewczyk tomaszewski pietrzak marciniak wróblewski zalewski jakubowski jasiński
-    zawadzki sadowski bąk chmielewski włodarczyk borkowski czarnecki sawicki sokołowski
-    urbański kubiak maciejewski szczepański kucharski wilk kalinowski lis mazurek wysocki
-    adamski kaźmierczak wasilewski sobczak czerwiński andrzejewski cieślak głowacki zakrzewski
-    kołodziej sikorski krajewski gajewski szymczak szulc baranowski laskowski brzeziński
-    makowski ziółkowski przybylski novák novak svoboda novotný dvořák černý procházka kučera
-    veselý horák němec pokorný marek pospíšil hájek jelínek král růžička beneš fiala sedláček
-    doležal zeman kolář navrátil čermák vaněk urban blažek kříž kovář bartoš vlček polák musil
-    šimek konečný nagy kovács tóth szabó horváth varga kiss molnár németh farkas balogh papp
-    takács juhász lakatos mészáros oláh rácz fekete szilágyi török fehér balázs gál kis szűcs
-    kocsis orsós pintér fodor szalai sipos magyar lukács gulyás biró király katona lászló jakab
-    bogdán balog sándor boros fazekas kelemen antal orosz somogyi fülöp veres budai vincze
-    hansen johansen olsen larsen andersen pedersen nilsen kristiansen jensen karlsen johnsen
-    pettersen eriksen berg haugen hagen johannessen andreassen jacobsen dahl jørgensen
-    halvorsen henriksen lund sørensen jakobsen moen gundersen iversen strand solberg svendsen
-    eide knutsen martinsen paulsen bakken kristoffersen mathisen lie rasmussen amundsen lunde
-    kristensen bakke berge moe nygård fredriksen solheim holm johansson andersson karlsson
-    nilsson eriksson larsson olsson persson svensson gustafsson pettersson jonsson jansson
-    hansson bengtsson jönsson lindberg jakobsson magnusson lindström olofsson lindqvist
-    lindgren berg axelsson bergström lundberg lind lundgren lundqvist mattsson berglund
-    fredriksson sandberg henriksson forsberg sjöberg wallin engström eklund danielsson lundin
-    håkansson björk bergman gunnarsson holm wikström samuelsson isaksson fransson bergqvist
-    nyström holmberg arvidsson löfgren söderberg nyberg blomqvist claesson nordström korhonen
-    virtanen mäkinen nieminen mäkelä hämäläinen laine heikkinen koskinen järvinen lehtonen
-    lehtinen saarinen salminen heinonen niemi heikkilä kinnunen salonen turunen salo laitinen
-    tuominen rantanen karjalainen jokinen mattila savolainen lahtinen ahonen tamm saar sepp
-    mägi kask kukk rebane ilves pärn koppel ivanov smirnov kuznetsov popov vasiliev petrov
-    sokolov mikhailov novikov fedorov morozov volkov alekseev lebedev semenov egorov pavlov
-    kozlov stepanov nikolaev orlov andreev makarov nikitin zakharov zaitsev soloviev borisov
-    yakovlev grigoriev romanov vorobiev sergeev kuzmin frolov aleksandrov dmitriev korolev
-    gusev kiselev ilyin maksimov polyakov sorokin vinogradov kovalev belov medvedev antonov
-    tarasov zhukov baranov filippov komarov davydov belyaev gerasimov bogdanov osipov sidorov
-    matveev titov markov mironov krylov kulikov karpov vlasov melnikov denisov gavrilov
-    tikhonov kazakov afanasiev danilov savelyev timofeev fomin chernov abramov martynov efimov
-    fedotov shcherbakov nazarov kalinin isaev chernyshev bykov maslov rodionov konovalov
-    lazarev voronin klimov filatov ponomarev golubev kudryavtsev prokhorov naumov potapov
-    zhuravlev ovchinnikov trofimov leonov sobolev ermakov kolesnikov goncharov emelyanov
-    nikiforov grachev kotov grishin efremov arkhipov gromov kirillov malyshev panov moiseev
-    rumyantsev akimov kondratiev biryukov gorbunov anisimov eremin tikhomirov galkin lukyanov
-    mikheev skvortsov yudin belousov nesterov simonov prokofiev kharitonov knyazev tsvetkov
-    levin mitrofanov voronov aksenov sofronov maltsev loginov gorshkov savin krasnov mayorov
-    demidov eliseev rybakov safonov plotnikov demin khokhlov fadeev molchanov ignatov litvinov
-    ershov ushakov dementiev ryabov mukhin kalashnikov leontiev lobanov kuzin korneev evdokimov
-    borodin platonov nekrasov balashov bobrov zhdanov blinov ignatiev korotkov muravyov kryukov
-    belyakov bogomolov drozdov lavrov zuev petukhov larin nikulin serov terentiev zotov ustinov
-    fokin samoylov konstantinov sakharov shishkin samsonov cherkasov chistyakov nosov
-    spiridonov karasev avdeev vorontsov zverev vladimirov seleznev nechaev kudryashov sedov
-    firsov andrianov panin golovin terekhov ulyanov shestakov ageev nikonov selivanov bazhenov
-    gordeev kozhevnikov pakhomov zimin kostin shirokov filimonov larionov ovsyannikov sazonov
-    suvorov nefedov kornilov lyubimov lvov gorbachev kopylov lukin tokarev kuleshov shilov
-    bolshakov pankratov rodin shapovalov pokrovsky bocharov nikolsky markin gorelov agafonov
-    berezin ermolaev zubkov kupriyanov trifonov maslennikov kruglov tretyakov kolosov rozhkov
-    artamonov shmelev laptev lapshin fedoseev zinoviev zorin utkin stolyarov zubov tkachev
-    dorofeev antipov zavyalov sviridov zolotarev kulakov meshcheryakov makeev dyakonov guryev
-    kovalenko shevchenko bondarenko tkachenko kravchenko oliynyk kovalchuk boyko savchenko
-    rudenko lysenko marchenko moroz petrenko yilmaz kaya demir şahin sahin çelik celik yildiz
-    yıldız yildirim yıldırım öztürk ozturk aydin aydın özdemir ozdemir arslan doğan dogan kilic
-    kılıç aslan çetin cetin kara koç koc kurt özkan ozkan şimşek simsek polat korkmaz
-    papadopoulos papadakis georgiou nikolaou konstantinou christodoulou ioannou vlachos
-    oikonomou pappas karagiannis tanaka suzuki takahashi watanabe ito yamamoto nakamura
-    kobayashi kato yoshida yamada sasaki yamaguchi matsumoto inoue kimura hayashi shimizu
-    yamazaki mori abe ikeda hashimoto yamashita ishikawa nakajima maeda fujita ogawa goto okada
-    hasegawa murakami kondo ishii saito sakamoto endo aoki fujii nishimura fukuda ota miura
-    fujiwara okamoto matsuda nakagawa nakano harada ono tamura takeuchi kaneko wada nakayama
-    ishida ueda morita hara shibata sakai kudo yokoyama miyazaki miyamoto uchida takagi ando
-    taniguchi ohno maruyama imai takada fujimoto takeda murata ueno sugiyama masuda sugawara
-    hirano kojima otsuka chiba kubo matsui iwasaki sakurai kinoshita noguchi matsuo nomura
-    kikuchi sano onishi sugimoto arai hirai nishiyama arata horiguchi kawano
-    """.split()
-)
+_SURNAMES = frozenset(_lines("pii_surnames.txt"))
 _SURNAMES = _SURNAMES | {_fold(n) for n in _SURNAMES}
 # Endings typical of surnames (Nordic, Slavic, Baltic, Greek, Japanese, Turkish, Spanish...).
-_SURNAME_SUFFIXES = (
-    "sson", "sen", "dóttir", "dottir", "ová", "ovà", "ovich", "evich", "ovic", "ović", "evic", "ević",
-    "vić", "vič", "ić", "ič", "ski", "ska", "sky", "ský", "cki", "cka", "dzki", "wicz", "escu",
-    "eanu", "opoulos", "opoulou", "akis", "idis", "enko", "chuk", "shvili", "dze", "yan", "ov",
-    "ova", "eva", "yev", "yeva", "inen", "nen", "ström", "strom", "qvist", "kvist", "gaard", "gård",
-    "mann", "moto", "mura", "kawa", "yama", "hashi", "saki", "oglu", "oğlu", "stein", "feld", "ez",
-    "ães",
-)
+_SURNAME_SUFFIXES = _lines("pii_surname_endings.txt")
 # Sentence furniture: splits a run of capitalised words and never starts a name.
-_SPLIT_WORDS = frozenset(
-    """
-    a an and are as at be but by can could dear did do does for from had has have he hello her
-    hey hi his how i if in is it its may me might must my no not of on or our please she should
-    so that the their them then there these they this those thus to was we were what when where
-    which who whom whose why will with would yes you your thanks thank regards sincerely best
-    cheers mr mrs ms miss mx dr prof sir madam mme mlle herr frau
-    monday tuesday wednesday thursday friday saturday sunday january february march april june
-    july august september october november december feb mar apr jun jul aug sep sept oct
-    nov dec mon tue tues wed thu thur thurs fri sat sun
-    here after before also all any both each every other some such only just very ok okay oh
-    bot user name address phone email e-mail date title note subject ps re fwd
-    apt apartment suite unit flat box floor room hiring valued colleagues friends members customers
-    customer applicant candidate recruiter editor reader readers diary
-    team all everyone everybody guys folks world there sorry actually well hmm now anyway
-    however still yet maybe perhaps ah wow hooray congratulations welcome good great
-    """.split()
-)
+_SPLIT_WORDS = frozenset(_lines("pii_sentence_words.txt"))
 # Words that make a run of capitalised words a place, an organisation, an event or a thing.
-_KILL_WORDS = frozenset(
-    """
-    academy act administration agency airlines airport alley amendment america american arena
-    army association ave avenue award awards band bank bay beach bible blvd boulevard bridge
-    brothers bros building bureau business cafe café canyon cape capital center centre
-    championship church circle city civil club co college committee company consulting corp
-    corporation council country county court courts cove coves creek cup day department desert
-    district drive dynasty east effect empire estates extension extensions falls federal
-    festival force forest forges fort foundation gallery garden gardens gateway global gmbh god
-    government group gulf hall harbor harbour heights highway hill hills holdings hospital hotel
-    house inc index industries institute insurance international island islands kingdom labs
-    lake lane law league ltd llc lord mall manor market markets media ministry model motors mount
-    mountain mountains museum music national navy network news north ocean office orchestra
-    park parks parkway partners party pass place plaza police port press prize program project
-    protocol radio railway records republic revolution ridge river road route school sea
-    services society solutions south square st stadium state states station street studio
-    studios supreme syndrome systems team technologies theater theatre theory times tower
-    township trail transit travel tribune union united university valley value village way week
-    weekly west zoo plc ag sa nv bv srl spa ab oy sons associates incorporated limited
-    saint san santa los las el new investments dow tech memorial
-    version edition series volume chapter section page book novel album song film movie show
-    """.split()
-)
-_HONORIFICS = frozenset((
-    "mr", "mr.", "mrs", "mrs.", "ms", "ms.", "miss", "mx", "mx.", "dr", "dr.", "prof", "prof.",
-    "sir", "madam", "mme", "mme.", "mlle", "mlle.", "herr", "frau", "sr.", "sra.", "srta.",
-))
-_RELATIONS = (
-    "kid", "son", "daughter", "child", "wife", "husband", "partner", "friend", "brother", "sister",
-    "mother", "father", "mom", "mum", "dad", "boss", "colleague", "neighbor", "neighbour", "cousin",
-    "uncle", "aunt", "nephew", "niece", "grandson", "granddaughter", "grandmother", "grandfather",
-    "fiance", "fiancé", "fiancee", "fiancée", "boyfriend", "girlfriend", "manager", "doctor",
-)
-_PERSON_NOUNS = (
-    "man", "woman", "boy", "girl", "guy", "person", "someone", "somebody", "lady", "gentleman",
-    "baby", "child", "kid", "son", "daughter", "friend", "customer", "client", "patient", "user",
-)
-_NAME_QUALIFIERS = ("my", "his", "her", "their", "your", "our", "last", "first", "full", "maiden", "real", "legal", "middle", "given", "family")
+_KILL_WORDS = frozenset(_lines("pii_place_org_words.txt"))
+_HONORIFICS = frozenset(_NAME_CUE_WORDS["honorifics"])
+_RELATIONS = _NAME_CUE_WORDS["relations"]
+_PERSON_NOUNS = _NAME_CUE_WORDS["person_nouns"]
+_NAME_QUALIFIERS = _NAME_CUE_WORDS["name_qualifiers"]
 # Cues after which the next capitalised word(s) are a name, even a word no list knows
 # (compared on lower-cased words).  Generic ones ("name is", "called", "to add") are left
 # out on purpose: "the file name is Config", "a library called Pandas".
 _NAME_CUES = frozenset((
     *(f"{q} name is" for q in _NAME_QUALIFIERS), *(f"{q} name:" for q in _NAME_QUALIFIERS),
-    *(f"{q} name?" for q in _NAME_QUALIFIERS), "my name's", "surname is", "surname:",
-    "call me", "calls me", "named him", "named her", "called him", "called her",
+    *(f"{q} name?" for q in _NAME_QUALIFIERS), *_NAME_CUE_WORDS["cues"],
     *(f"{n} named" for n in _PERSON_NOUNS), *(f"{n} called" for n in _PERSON_NOUNS),
-    "dear", "sincerely,", "regards,", "signed,", "said", "says", "asked", "replied", "shouted at", "told",
     *(f"my {r}" for r in _RELATIONS), *(f"my {r} is" for r in _RELATIONS), *(f"my {r}'s" for r in _RELATIONS),
 ))
 # Weak cues: enough for a known given name (or, after "I'm", a two-word name), not for any
 # single capitalised word ("User: Write a poem", "This is Python").
-_WEAK_CUES = frozenset(("i am", "i'm", "this is", "user:", "hi", "hello", "hey", "name is", "name:", "name?"))
-_SELF_INTRO = frozenset(("i am", "i'm"))
-_GREETINGS = frozenset(("hi", "hello", "hey"))
+_WEAK_CUES = frozenset(_NAME_CUE_WORDS["weak_cues"])
+_SELF_INTRO = frozenset(_NAME_CUE_WORDS["self_introductions"])
+_GREETINGS = frozenset(_NAME_CUE_WORDS["greetings"])
 _CUE_LAST_WORDS = frozenset(c.rsplit(" ", 1)[-1] for c in _NAME_CUES | _HONORIFICS | _WEAK_CUES)
-_VOCATIVE_NEXT = frozenset("can could would will please may".split())
-_PLACE_PREPS = frozenset("in from near at via visit visiting to of for into across around".split())
-_ENUM_GAPS = frozenset((", ", " and ", ", and ", " & ", " and\n"))
-_ENUM_LAST_GAPS = frozenset((" and ", ", and ", " & ", " and\n"))
-_ENUM_PREPS = frozenset("in from near at via of for with by between to".split())
-_NOT_VOCATIVE = frozenset(
-    """
-    yes no ok okay please sorry actually well hmm also so now then hey hi hello thanks however
-    anyway honestly seriously listen look wait guys folks everyone team sir madam mom dad
-    first second finally next again alright right sure great fine oh instead remember note
-    therefore otherwise besides plus because since still later today tomorrow tonight yesterday
-    here there overall meanwhile likewise lastly third unless until while whenever if
-    """.split()
-)
-_LABEL_WORDS = frozenset(
-    """
-    phone mobile desk fax tel email e-mail website web address name date when where zip title
-    note subject from to cc bcc re question answer q a summary warning error info personal
-    order invoice total price amount status id ref reference time location company example
-    input output result step tip hint important update edit source solution
-    """.split()
-)
-_CAPSEQ_RE = re.compile(rf"(?<![\w])(?:{_CAP}|{_U}\.?(?=[ \t]+{_U}))(?:[ \t]+(?:{_CAP}|{_U}\.?(?=[ \t]+{_U})))*(?![\w])")
-_TOKEN_RE = re.compile(rf"{_CAP}|{_U}\.?")
-_SPEAKER_RE = re.compile(rf"(?m)^[ \t>]*(?P<name>{_CAP})[ \t]*:")
-_AFTER_NAME_RE = re.compile(r"[ \t]+(?:lives|lived)[ \t]+(?:at|on|in)\b|[ \t]+is[ \t]+from\b")
-_FOLLOWED_BY_NUMBER_RE = re.compile(r"[ \t]+\d{1,5}\b")
+_VOCATIVE_NEXT = frozenset(_NAME_CUE_WORDS["vocative_next"])
+_PLACE_PREPS = frozenset(_NAME_CUE_WORDS["place_prepositions"])
+_ENUM_GAPS = frozenset(_NAME_CUE_WORDS["enumeration_gaps"])
+_ENUM_LAST_GAPS = frozenset(_NAME_CUE_WORDS["enumeration_last_gaps"])
+_ENUM_PREPS = frozenset(_NAME_CUE_WORDS["firm_prepositions"])
+_NOT_VOCATIVE = frozenset(_lines("pii_not_vocative_words.txt"))
+_LABEL_WORDS = frozenset(_lines("pii_label_words.txt"))
+_capseq_re = _regex(rf"(?<![\w])(?:{_CAP}|{_U}\.?(?=[ \t]+{_U}))(?:[ \t]+(?:{_CAP}|{_U}\.?(?=[ \t]+{_U})))*(?![\w])")
+_token_re = _regex(rf"{_CAP}|{_U}\.?")
+_speaker_re = _regex(rf"(?m)^[ \t>]*(?P<name>{_CAP})[ \t]*:")
+_after_name_re = _regex(r"[ \t]+(?:lives|lived)[ \t]+(?:at|on|in)\b|[ \t]+is[ \t]+from\b")
+_followed_by_number_re = _regex(r"[ \t]+\d{1,5}\b")
 _POSSESSIVE = ("'s", "’s")
-_STREET_DR_RE = re.compile(rf"{_CAP}[ \t]+Dr[ \t]*$")
+_street_dr_re = _regex(rf"{_CAP}[ \t]+Dr[ \t]*$")
 
 
 @lru_cache(maxsize=8192)
@@ -1155,7 +820,7 @@ def _speakers(text: str) -> Iterator[PiiSpan]:
     if ":" not in text or "\n" not in text:
         return
     found = [
-        m for m in _SPEAKER_RE.finditer(text)
+        m for m in _speaker_re().finditer(text)
         if (b := _base(m.group("name"))) not in _SPLIT_WORDS and b not in _LABEL_WORDS and b not in _KILL_WORDS
     ]
     if len({m.group("name") for m in found}) >= 2:
@@ -1174,7 +839,7 @@ def _address_block_heads(text: str, addresses: list[PiiSpan]) -> Iterator[PiiSpa
             if (
                 2 <= len(toks) <= 4
                 and (off > lo or lo == 0)  # not a line cut by the 120-character window
-                and all(_TOKEN_RE.fullmatch(t) for t in toks)
+                and all(_token_re().fullmatch(t) for t in toks)
                 and not any(_base(t).rstrip(".") in _KILL_WORDS or _base(t) in _SPLIT_WORDS for t in toks)
             ):
                 s = off + line.index(stripped)
@@ -1214,7 +879,7 @@ def _find_person(text: str, addresses: list[PiiSpan]) -> list[PiiSpan]:
         if end > start:
             out.append(PiiSpan("PERSON", start, end, score))
 
-    for m in _CAPSEQ_RE.finditer(text):
+    for m in _capseq_re().finditer(text):
         run = m.group()
         if " " not in run and "\t" not in run:
             # Fast path for the commonest run, one capitalised word ("Find", "Paris"): it
@@ -1228,7 +893,7 @@ def _find_person(text: str, addresses: list[PiiSpan]) -> list[PiiSpan]:
                 not _evidence(b)
                 and (not prev or prev[-1].lower() not in _CUE_LAST_WORDS)
                 and text[pe : pe + 1] != ","
-                and not _AFTER_NAME_RE.match(text, pe)
+                and not _after_name_re().match(text, pe)
             ):
                 tokens.append((ps, pe, run))
                 singles.append((ps, pe, b, False))
@@ -1241,7 +906,7 @@ def _find_person(text: str, addresses: list[PiiSpan]) -> list[PiiSpan]:
             words = [t for t in piece if not _is_initial(t[2])]
             s, e, sc = _best_window(piece)
             honorific = _cue_before(bwords, _HONORIFICS, 1, _HONORIFICS)
-            if honorific == "dr" and _STREET_DR_RE.search(raw_before):
+            if honorific == "dr" and _street_dr_re().search(raw_before):
                 honorific = None  # "1737 Cheriton Dr Reuquén": a street suffix, not "Dr"
             cue = None
             if not honorific and bwords and bwords[-1] in _CUE_LAST_WORDS:
@@ -1262,7 +927,7 @@ def _find_person(text: str, addresses: list[PiiSpan]) -> list[PiiSpan]:
                     add(ps, words[min(len(words), 3) - 1][1], 0.6 if len(words) > 1 else 0.55)
                 continue
             after = text[pe : pe + 24]
-            if _AFTER_NAME_RE.match(text, pe) and len(words) <= 3:
+            if _after_name_re().match(text, pe) and len(words) <= 3:
                 add(ps, pe, max(sc, 0.6))
                 continue
             tail = raw_before.rstrip(" \t\"“'")
@@ -1301,30 +966,22 @@ def _find_person(text: str, addresses: list[PiiSpan]) -> list[PiiSpan]:
         i = bisect_right(addr_starts, p.start) - 1
         if i >= 0 and p.end <= addresses[i].end:
             continue
-        if _FOLLOWED_BY_NUMBER_RE.match(text, p.end):
+        if _followed_by_number_re().match(text, p.end):
             continue
         kept.append(p)
     return kept
 
 
-_LOWER_TOKEN_RE = re.compile(rf"(?<![\w-]){_L}+(?:\.|(?![\w-]))")
-_LOWER_CUE_RE = re.compile(
+_lower_token_re = _regex(rf"(?<![\w-]){_L}+(?:\.|(?![\w-]))")
+_lower_cue_re = _regex(
     rf"\b(?:my name is|(?:his|her|their|your|last|first|full|maiden) name is|call me|calls me|"
     rf"(?:named|called) (?:him|her)|dear)[ \t]+({_L}+)(?:[ \t]+({_L}+))?"
 )
-_COMMON_LOWER = frozenset(
-    """
-    back but and or in on at to up out now later soon today tomorrow again please when if
-    about after before every everyone someone anyone speak talk said says asked told was is
-    has had will would can could should yet who what where first last next him her them it
-    a an the this that my your his our their me you us we they i he she
-    """.split()
-)
-
+_COMMON_LOWER = frozenset(_lines("pii_common_lowercase_words.txt"))
 
 def _find_person_lowercase(text: str) -> Iterator[PiiSpan]:
     """All-lowercase texts carry no case signal: only given-name pairs/singles and cues."""
-    toks = [(m.start(), m.end(), m.group()) for m in _LOWER_TOKEN_RE.finditer(text)]
+    toks = [(m.start(), m.end(), m.group()) for m in _lower_token_re().finditer(text)]
     i = 0
     while i < len(toks):
         s, e, w = toks[i]
@@ -1345,7 +1002,7 @@ def _find_person_lowercase(text: str) -> Iterator[PiiSpan]:
                 continue
             yield PiiSpan("PERSON", s, e, 0.45)
         i += 1
-    for m in _LOWER_CUE_RE.finditer(text):
+    for m in _lower_cue_re().finditer(text):
         w1, w2 = m.group(1), m.group(2)
         if w1 in _SPLIT_WORDS or w1 in _COMMON_LOWER:
             continue
@@ -1356,98 +1013,63 @@ def _find_person_lowercase(text: str) -> Iterator[PiiSpan]:
 # --------------------------------------------------------------------------------------
 # STREET_ADDRESS (best effort)
 
-_SUFFIX = (
-    r"(?:Street|Streets|St|Str|Avenue|Ave|Av|Road|Roads|Rd|Drive|Drives|Dr|Lane|Lanes|Ln|Boulevard|"
-    r"Blvd|Place|Pl|Terrace|Ter|Court|Courts|Ct|Way|Ways|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|"
-    r"Sq|Crescent|Cres|Close|Gardens|Grove|Row|Trail|Trl|Walk|Alley|Plaza|Mews|Pass|Path|Pike|Loop|"
-    r"Expressway|Freeway|Turnpike|Crossing|Cove|Coves|Extension|Extensions|Forge|Forges|Gateway|"
-    r"Heights|Ridge|Estates?|Junction|Manor|Harbou?r|Hills?|Parks?|View|Vista|Route|Green|Glen|"
-    r"Meadows?|Creek|Point|Landing|Spur|Wharf|Quay|Parade|Esplanade|Broadway|Causeway|Crest|Knoll|"
-    r"Orchard|Springs?|Summit|Trace|Valley|Villas?|Wells?|Isle|Lodge|Flats?|Fort|Dale|Mall)"
-)
-_UNIT = r"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Fl|Floor|Room|Rm|Bldg)\.?[ \t]*#?\d{1,5}[A-Za-z]?\b"
-_PARTICLE = r"(?:de|do|da|dos|das|del|dei|delle|della|di|du|des|la|le|les|van|von|der|den|ten|ter|y|e|al|el|of|am|an|im|na|nad|pod)"
-_PARTICLES = frozenset(
-    "de do da dos das del dei delle della di du des la le les van von der den ten ter y e al el of am an im na nad pod".split()
-)
+_SUFFIX = _alternatives(_ADDRESS_WORDS["street_suffixes"])
+_UNIT = _alternatives(_ADDRESS_WORDS["unit_words"]) + r"\.?[ \t]*#?\d{1,5}[A-Za-z]?\b"
+_PARTICLE = _alternatives(_ADDRESS_WORDS["particles"])
+_PARTICLES = frozenset(_ADDRESS_WORDS["particles"])
 _SWORD = rf"(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th)|[NSEW]\.?|NE|NW|SE|SW|{_PARTICLE})"
-_US_STREET_RE = re.compile(
+_us_street_re = _regex(
     rf"(?<![\w.,-])(?:\d{{1,6}}[ \t]+)?\d{{1,6}}[A-Za-z]?[ \t]+(?:{_SWORD}[ \t]+){{1,4}}{_SUFFIX}\b\.?"
     rf"(?:[ \t]*,?[ \t]*{_UNIT}){{0,2}}"
 )
 # Continental street types: a word ending in one (Koskikatu, Puruntie, Ringvej,
 # Bundesstrasse) or a separate word (Rua, Via, rue, ul., u., tér, gate).
-_EU_TYPE_ENDINGS = (
-    "katu", "kuja", "tie", "polku", "gata", "gatan", "gade", "gaden", "vej", "vejen", "vei", "veien",
-    "väg", "vägen", "vegur", "straße", "strasse", "gasse", "weg", "allee", "platz", "damm", "ufer",
-    "laan", "straat", "plein", "kade", "gracht", "utca", "útja", "stræde", "sokak", "caddesi",
-    "tänav", "iela", "prospekt", "plads", "torv", "torget", "vænget", "stien", "centret", "hove",
-)
-_EU_TYPE_WORDS = frozenset(
-    """
-    rua rúa calle avenida avda avda. av. avinguda carrer via viale vicolo corso piazza piazzetta strada
-    largo rue chemin allée terrasse avenue út tér u. ul. ulica ulice trg náměstí třída camino
-    travessa praça gate gata gade vej vei veien tee tänav kapu sor köz körút sétány str. str
-    strasse straße weg gasse allee platz laan straat c/ bd boulevard rkp. krt. rakpart körút út utca
-    põik puiestee maantee tee
-    """.split()
-)
+_EU_TYPE_ENDINGS = tuple(_ADDRESS_WORDS["street_type_endings"])
+_EU_TYPE_WORDS = frozenset(_ADDRESS_WORDS["street_type_words"])
 # Separate type words that are also English words: they count only in lower case.
-_LOWERCASE_TYPES = frozenset("gate gata gade vej vei veien tee sor".split())
-_TYPE_FIRST_RE = re.compile(
-    rf"(?<![\w.,-])(?:\d{{1,6}}[ \t]+)?\d{{1,5}}[ \t]+(?:(?i:rue|rua|rúa|calle|avenida|avda\.|piazza|strada|"
-    rf"viale|vicolo|corso|largo|chemin|ul\.|ulica|trg|avenue)|Via|Boulevard)"
+_LOWERCASE_TYPES = frozenset(_ADDRESS_WORDS["lowercase_only_street_types"])
+_type_first_re = _regex(
+    rf"(?<![\w.,-])(?:\d{{1,6}}[ \t]+)?\d{{1,5}}[ \t]+(?:(?i:{'|'.join(_ADDRESS_WORDS['leading_street_types'])})|Via|Boulevard)"
     rf"(?:[ \t]+(?:{_CAP}|{_PARTICLE}|{_L}{{3,}})){{1,5}}"
 )
-_STREET_TOKEN_RE = re.compile(rf"(?:{_CAP}|{_L}+|C/)\.?|{_U}\.|\d{{1,6}}")
-_UNITS_TAIL_RE = re.compile(rf"\.?(?:[ \t]*,?[ \t]*{_UNIT})*")
+_street_token_re = _regex(rf"(?:{_CAP}|{_L}+|C/)\.?|{_U}\.|\d{{1,6}}")
+_units_tail_re = _regex(rf"\.?(?:[ \t]*,?[ \t]*{_UNIT})*")
 # Address cues, compared on lower-cased text with whitespace collapsed.
-_ADDR_CUES = frozenset((
-    "address", "addresses", "address is", "address to", "address with", "address of", "lives at",
-    "live at", "lives on", "live on", "lived at", "lived in", "live in", "located at", "sent to",
-    "send to", "send it to", "send this to", "send them to", "send me to", "send a new one to",
-    "deliver to", "delivered to", "ship to", "shipped to", "moved to", "meet me at", "meet you at",
-    "drops you off at", "drop you off at", "is at", "are at", "return to", "taxi to", "is on",
-    "are on", "enter on", "located on", "situated on", "stop at", "turn at", "here they are",
-    "it's in", "it's at", "side of", "billing address", "mailing address", "shipping address",
-))
-_ADDR_KILL = frozenset(
-    "section chapter page table figure grade level step part volume issue verse year years am pm "
-    "o'clock min mins minutes hours days weeks months times units items people percent".split()
-)
-_UNIT_RE = re.compile(r"(?<![\w])(?:Apt|Apartment|Suite|Ste|Flat)\.?[ \t]*#?\d{1,5}[A-Za-z]?\b")
-_POBOX_RE = re.compile(
+_ADDR_CUES = frozenset(_ADDRESS_WORDS["cues"])
+_ADDR_KILL = frozenset(_ADDRESS_WORDS["not_street_words"])
+_unit_re = _regex(r"(?<![\w])(?:Apt|Apartment|Suite|Ste|Flat)\.?[ \t]*#?\d{1,5}[A-Za-z]?\b")
+_pobox_re = _regex(
     r"(?<![\w.,-])(?:\d{1,6}[ \t]+)?(?i:P\.?[ \t]?O\.?[ \t]?Box|Post[ \t]?Office[ \t]+Box|Postbox|Post[ \t]+Box)[ \t]+\d{1,6}\b"
     r"|(?<![\w])(?i:PSC|Unit|CMR)[ \t]+\d{3,5},?[ \t]+(?i:Box)[ \t]+\d{3,5}(?:[ \t]*\n?[ \t]*(?i:[ADF]PO[ \t]+A[AEP])[ \t]+\d{5})?"
     r"|(?<![\w])(?i:USNS|USNV|USS|USCGC)[ \t]+[^\W\d_]+(?:[ \t]*\n?[ \t]*(?i:[ADF]PO[ \t]+A[AEP])[ \t]+\d{5})"
 )
-_CORNER_RE = re.compile(
+_corner_re = _regex(
     r"(?i)\bthe[ \t]+corner[ \t]+of[ \t]+[^\n,;!?{}]{2,60}?[ \t]+and[ \t]+[^\n,;!?{}]{2,50}?"
     r"(?=[.,;!?]?(?:$|[ \t]+(?:in|for|to|at|on|the|after|before|and|is|I)\b|[\n,;!?]))"
 )
 # "... on Marina Fort Street were ...": a street name without a number.
-_NAMED_STREET_RE = re.compile(
-    rf"\b(?:on|at|of|in|along|down|up|off|from|to)[ \t]+(?P<street>(?:{_CAP}[ \t]+){{1,3}}(?:Street|Road|Avenue|Lane|Boulevard|Drive))\b"
+_NAMED_STREET_HINTS = tuple(_ADDRESS_WORDS["named_street_types"])
+_named_street_re = _regex(
+    rf"\b(?:on|at|of|in|along|down|up|off|from|to)[ \t]+(?P<street>(?:{_CAP}[ \t]+){{1,3}}{_alternatives(_NAMED_STREET_HINTS)})\b"
 )
-_NAMED_STREET_HINTS = ("Street", "Road", "Avenue", "Lane", "Boulevard", "Drive")
 # After an address cue: a number, then street words (any case for the first one:
 # "πεντέλης"), capitalised words, particles and numbers ("214 Pavlou Drandaki").
-_CUE_NUM_RE = re.compile(
+_cue_num_re = _regex(
     rf"(?:\d{{1,6}}[ \t]+)?\d{{1,6}}[ \t]+{_WORD}(?:[ \t]+(?:{_CAP}|[{_UP}]{{2,}}|{_PARTICLE}\b|\d{{1,5}}\b\.?))*"
 )
-_LOWER_CUE_NUM_RE = re.compile(rf"(?:\d{{1,6}}[ \t]+)?\d{{1,6}}[ \t]+{_WORD}(?:[ \t]+(?:{_WORD}|\d{{1,5}}\b\.?))*")
-_LOWER_STREET_RE = re.compile(
+_lower_cue_num_re = _regex(rf"(?:\d{{1,6}}[ \t]+)?\d{{1,6}}[ \t]+{_WORD}(?:[ \t]+(?:{_WORD}|\d{{1,5}}\b\.?))*")
+_lower_street_re = _regex(
     rf"(?:\d{{1,6}}[ \t]+)?\d{{1,6}}[ \t]+(?:{_WORD}[ \t]+){{1,4}}(?i:{_SUFFIX})\b\.?(?:[ \t]+\d{{1,5}}\b)?"
 )
-_LOWER_UNIT_RE = re.compile(r"(?<![\w])(?:apt|apartment|suite)\.?[ \t]*\d{1,5}\b")
+_lower_unit_re = _regex(r"(?<![\w])(?:apt|apartment|suite)\.?[ \t]*\d{1,5}\b")
 _UNIT_ONLY = 0.49  # score marker of a lone apartment/suite number
-_ADDR_LINE_TOKEN_RE = re.compile(rf"{_UNIT}|{_A}[{_UP}{_LO}'’.-]*|\d+|[(),]")
-_UNIT_FULL_RE = re.compile(_UNIT)
-_SAME_LINE_TOKEN_RE = re.compile(rf"[ \t]*,?[ \t]*(?:({_CAP}|[{_UP}]{{2,}}|nan)|(\d{{4,6}}))(?![\w@])")
-_ALPHA_RUN_RE = re.compile(rf"{_A}+")
-_LOWER_STOP_RE = re.compile(r"[ \t]+(?:in|for|to|at|on|the|after|before|and|is|it|until|when|please|so|but|or)\b")
-_HOUSE_NUMBER_RE = re.compile(r"\d{1,5}[A-Za-z]?(?![\w]|[.,]\d)")
-_LEAD_NUM_RE = re.compile(r"(?<![\w.,-])\d{1,6}[ \t]+$")
+_addr_line_token_re = _regex(rf"{_UNIT}|{_A}[{_UP}{_LO}'’.-]*|\d+|[(),]")
+_unit_full_re = _regex(_UNIT)
+_same_line_token_re = _regex(rf"[ \t]*,?[ \t]*(?:({_CAP}|[{_UP}]{{2,}}|nan)|(\d{{4,6}}))(?![\w@])")
+_alpha_run_re = _regex(rf"{_A}+")
+_lower_stop_re = _regex(rf"[ \t]+{_alternatives(_ADDRESS_WORDS['stop_words'])}\b")
+_house_number_re = _regex(r"\d{1,5}[A-Za-z]?(?![\w]|[.,]\d)")
+_lead_num_re = _regex(r"(?<![\w.,-])\d{1,6}[ \t]+$")
 
 
 def _address_line_ok(line: str, lower_text: bool = False) -> bool:
@@ -1456,11 +1078,11 @@ def _address_line_ok(line: str, lower_text: bool = False) -> bool:
     s = line.strip(" \t>?")
     if not s or len(s) > 60 or any(c in s for c in ":@/"):
         return False
-    if _UNIT_FULL_RE.fullmatch(s):
+    if _unit_full_re().fullmatch(s):
         return True
-    if _PHONE_CTX_RE.search(s):
+    if _phone_ctx_re().search(s):
         return False
-    toks = _ADDR_LINE_TOKEN_RE.findall(s)
+    toks = _addr_line_token_re().findall(s)
     if "".join(toks) != "".join(s.split()).rstrip("."):
         return False  # other punctuation: not an address line
     numbers = [t for t in toks if t.isdigit()]
@@ -1472,14 +1094,14 @@ def _address_line_ok(line: str, lower_text: bool = False) -> bool:
     return all(t[0].isupper() or lower_text or t in _PARTICLES or t == "nan" for t in words)
 
 
-_POSTCODE_END_RE = re.compile(r"\d{4,6}[ \t.]*$")
+_postcode_end_re = _regex(r"\d{4,6}[ \t.]*$")
 
 
 def _extend_address(text: str, end: int, lower_text: bool = False) -> int:
     """Extend an address over the city/region/postcode that follows it, on the same line
     (", Goiânia", " OULU NO") and on the following lines of an address block."""
     while True:
-        m = _SAME_LINE_TOKEN_RE.match(text, end)
+        m = _same_line_token_re().match(text, end)
         if not m or (m.group(1) and m.group(1).lower() in _SPLIT_WORDS):
             break
         end = m.end()
@@ -1496,7 +1118,7 @@ def _extend_address(text: str, end: int, lower_text: bool = False) -> int:
         if not _address_line_ok(line, lower_text):
             break
         end = start + len(line.rstrip(" \t."))
-        if _POSTCODE_END_RE.search(line):
+        if _postcode_end_re().search(line):
             break  # "Estonia 62488": the postcode closes the block
     return end
 
@@ -1515,7 +1137,7 @@ def _street_before(text: str, num_start: int) -> tuple[int, bool, bool] | None:
     """
     line_start = text.rfind("\n", 0, num_start) + 1
     lo = max(line_start, num_start - 80)
-    toks = list(_STREET_TOKEN_RE.finditer(text, lo, num_start))
+    toks = list(_street_token_re().finditer(text, lo, num_start))
     words: list[re.Match[str]] = []
     for t in reversed(toks):
         gap = text[t.end() : (words[-1].start() if words else num_start)]
@@ -1536,7 +1158,7 @@ def _street_before(text: str, num_start: int) -> tuple[int, bool, bool] | None:
         return None
     start = words[-1].start()
     has_type = any(_is_street_type(w.group()) for w in words)
-    lead = _LEAD_NUM_RE.search(text, max(line_start, start - 8), start)
+    lead = _lead_num_re().search(text, max(line_start, start - 8), start)
     if lead:
         start = lead.start()
     return start, has_type, bool(lead)
@@ -1590,22 +1212,22 @@ def _find_address(text: str, blobs: list[_Blob]) -> list[PiiSpan]:
             nw = text[q : q + 12].split(None, 1)[0].lower()
             upper = text[q].isupper()
             if upper or lower_text or q == b.end or nw in _EU_TYPE_WORDS or nw in _PARTICLES:
-                m = _US_STREET_RE.match(text, p)
+                m = _us_street_re().match(text, p)
                 if m:
                     add(m.start(), m.end(), 0.8)
-                m = _TYPE_FIRST_RE.match(text, p)
+                m = _type_first_re().match(text, p)
                 if m:
                     add(m.start(), m.end(), 0.75)
                 if lower_text:
-                    m = _LOWER_STREET_RE.match(text, p)
+                    m = _lower_street_re().match(text, p)
                     if m:
                         add(m.start(), m.end(), 0.55)
             if (upper or lower_text) and (p == 0 or not (text[p - 1].isalnum() or text[p - 1] in ".,-")):
-                m = (_LOWER_CUE_NUM_RE if lower_text else _CUE_NUM_RE).match(text, p)
+                m = (_lower_cue_num_re() if lower_text else _cue_num_re()).match(text, p)
                 if m and nw not in _ADDR_KILL and nw not in _SPLIT_WORDS and _addr_cue_before(text, p):
                     end = m.end()
                     if lower_text:  # no case signal: stop at the first function word
-                        cut = _LOWER_STOP_RE.search(text, m.start(), end)
+                        cut = _lower_stop_re().search(text, m.start(), end)
                         end = cut.start() if cut else end
                     add(m.start(), end, 0.6)
         # Street name first: "Koskikatu 25", "Erzsébet tér 19.", "20789 Allika 46".
@@ -1613,16 +1235,16 @@ def _find_address(text: str, blobs: list[_Blob]) -> list[PiiSpan]:
             pw = text[max(0, p - 30) : p - 1].rsplit(None, 1)[-1]
             if not (pw[:1].isupper() or lower_text or _is_street_type(pw)):
                 continue
-            num = _HOUSE_NUMBER_RE.match(text, p)
+            num = _house_number_re().match(text, p)
             if not num:
                 continue
             st = _street_before(text, p - 1)
             if st is None:
                 continue
             start, has_type, lead = st
-            if any(w.lower() in _ADDR_KILL for w in _ALPHA_RUN_RE.findall(text[start:p])):
+            if any(w.lower() in _ADDR_KILL for w in _alpha_run_re().findall(text[start:p])):
                 continue
-            tail = _UNITS_TAIL_RE.match(text, num.end())
+            tail = _units_tail_re().match(text, num.end())
             end = tail.end() if tail else num.end()
             if text[end - 1 : end] == "." and text[end : end + 1] not in ("\n", ","):
                 end -= 1  # a sentence's full stop; "Erzsébet tér 19.\n" keeps its ordinal dot
@@ -1639,28 +1261,28 @@ def _find_address(text: str, blobs: list[_Blob]) -> list[PiiSpan]:
     seen: set[tuple[int, int]] = set()
     for needle in ("box", "apo", "fpo", "dpo"):
         for i in _find_all(lower, needle):
-            for m in _POBOX_RE.finditer(text, max(0, i - 40), i + 40):
+            for m in _pobox_re().finditer(text, max(0, i - 40), i + 40):
                 if (m.start(), m.end()) not in seen:
                     seen.add((m.start(), m.end()))
                     add(m.start(), m.end(), 0.8)
     for needle in ("Apt", "Suite", "Ste", "Flat"):
         for i in _find_all(text, needle):
-            m = _UNIT_RE.match(text, i)
+            m = _unit_re().match(text, i)
             if m:
                 add(m.start(), m.end(), 0.5 if _own_line(text, m.start(), m.end()) else _UNIT_ONLY)
     for i in _find_all(lower, "the corner of"):
-        m = _CORNER_RE.match(text, i)
+        m = _corner_re().match(text, i)
         if m:
             add(m.start(), m.end(), 0.8)
     for needle in _NAMED_STREET_HINTS:
         for i in _find_all(text, needle):
-            for m in _NAMED_STREET_RE.finditer(text, max(0, i - 70), i + len(needle) + 1):
+            for m in _named_street_re().finditer(text, max(0, i - 70), i + len(needle) + 1):
                 if m.end("street") == i + len(needle):
                     add(m.start("street"), m.end("street"), 0.5)
     if lower_text:
         for needle in ("apt", "suite"):
             for i in _find_all(text, needle):
-                m = _LOWER_UNIT_RE.match(text, i)
+                m = _lower_unit_re().match(text, i)
                 if m:
                     add(m.start(), m.end(), 0.5 if _own_line(text, m.start(), m.end()) else _UNIT_ONLY)
     if not found:
@@ -1698,6 +1320,17 @@ def _resolve(spans: list[PiiSpan]) -> list[PiiSpan]:
         kept.insert(i, s)
         starts.insert(i, s.start)
     return kept
+
+
+def preload() -> None:
+    """Compile every pattern and import the validation libraries now rather than on the
+    first call (a server's start-up; without it the first message pays a few hundred ms)."""
+    import phonenumbers  # noqa: F401
+    import stdnum.exceptions  # noqa: F401
+    from stdnum import iban, luhn  # noqa: F401
+
+    for compiled in _COMPILERS:
+        compiled()
 
 
 def _check_entities(entities: Collection[str] | None) -> frozenset[str]:
