@@ -92,6 +92,37 @@ def fold(text: str) -> str:
     return _NON_ASCII.sub(lambda m: "".join(map(_fold_char, m[0])), text).casefold()
 
 
+# Marks dropped by :func:`fold_letters`: Latin, Greek and Cyrillic accents, Hebrew points
+# and Arabic harakat. Vowel signs of Indic and Southeast Asian scripts are letters there
+# and are kept.
+_MARK_RANGES = ((0x300, 0x370), (0x591, 0x5C8), (0x610, 0x61B), (0x64B, 0x660), (0x670, 0x671), (0x6D6, 0x6EE))
+
+
+@lru_cache(maxsize=8192)
+def _fold_letter(char: str) -> str:
+    decomposed = unicodedata.normalize("NFD", char)
+    kept = "".join(c for c in decomposed if not any(lo <= ord(c) < hi for lo, hi in _MARK_RANGES))
+    return unicodedata.normalize("NFC", kept)
+
+
+def fold_letters(text: str) -> str:
+    """Casefolded, with accents and points dropped and each script kept, for matching the
+    words of other languages: "Instrucțiunile" -> "instructiunile", "ΟΔΗΓΊΕΣ" -> "οδηγιεσ",
+    "Előző" -> "elozo", Cyrillic stays Cyrillic, Arabic loses its harakat.
+
+    Unlike :func:`fold`, which reads Cyrillic and Greek look-alikes as Latin letters and
+    undoes compatibility forms (fullwidth, mathematical letters) to catch disguised
+    English, this only undoes what ordinary typing varies: canonical decomposition (NFD)
+    drops the marks, so Indic vowel signs and Thai stay as typed. Format characters
+    (zero-width joiners, as in Persian) are kept: a word split by one is
+    obfuscation, for :func:`fold`. The result has the text's length unless casefolding
+    expanded a letter ("ß" -> "ss").
+    """
+    if text.isascii():
+        return text.lower()
+    return _NON_ASCII.sub(lambda m: "".join(map(_fold_letter, m[0])), text).casefold()
+
+
 # --- Spacing and leetspeak -------------------------------------------------------------
 
 # "i g n o r e  a l l", "I-G-N-O-R-E", "i.g.n.o.r.e": four or more single characters
