@@ -24,6 +24,8 @@ from bulwark.guardrails.detectors.injection import (
     neutralize,
 )
 from bulwark.guardrails.detectors.pii import ENTITIES, find_pii
+from bulwark.guardrails.detectors import grounding
+from bulwark.guardrails.detectors.harmful import detect_harmful
 from bulwark.guardrails.detectors.toxicity import detect_toxicity
 
 _RANK: dict[Severity, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
@@ -231,3 +233,26 @@ def check_context(text: str, policy: RailPolicy) -> RailResult:
     if verdict["action"] == "block":  # neutralised content is safe to pass on
         verdict = {**verdict, "action": "sanitize"}
     return RailResult(verdict, safe)
+
+
+UNGROUNDED_NOTE = "\n\nNote: parts of this answer ({claims}) could not be verified against the sources used."
+_NOTE_START = UNGROUNDED_NOTE.split("{", 1)[0]
+
+
+def check_grounding(text: str, evidence: Sequence[str], *, max_listed: int = 5) -> RailResult:
+    """Check an answer against the evidence it rests on (tool results, knowledge passages,
+    the user's messages): numbers, dates, names and quotes the evidence does not support
+    get :data:`UNGROUNDED_NOTE` appended, naming up to ``max_listed`` of them, and a
+    ``flag`` verdict with reasons ``ungrounded`` and ``ungrounded:<kind>`` (the kinds,
+    never the claims). Never a block. A note from an earlier check (an answer from the
+    cache) is replaced, not repeated.
+    """
+    answer = text[: at] if (at := text.find(_NOTE_START)) >= 0 else text
+    found = grounding.check_grounding(answer, evidence)
+    if found.grounded:
+        verdict: Verdict = {"action": "allow", "severity": "none", "reasons": []}
+        return RailResult(verdict, answer)
+    listed = list(dict.fromkeys(c.text for c in found.unsupported))
+    claims = ", ".join(f"\u201c{c}\u201d" for c in listed[:max_listed]) + (", \u2026" if len(listed) > max_listed else "")
+    reasons = sorted({"ungrounded", *(f"ungrounded:{c.kind}" for c in found.unsupported)})
+    return RailResult({"action": "flag", "severity": "low", "reasons": reasons}, answer.rstrip() + UNGROUNDED_NOTE.format(claims=claims))

@@ -9,8 +9,17 @@ answer from the answer cache is screened again like any other.
 
 With the answer cache on, the screened answer of a turn is kept for the key the agent node
 looked it up under (the state's ``cache``) when the answer is the routed model's own (not a
-fallback's, an apology or a cached one), was not blocked, and every tool the turn called is
-``cacheable`` by its policy (no side effects, no clock, no live data, no user-owned data).
+fallback's, an apology or a cached one), was not blocked or flagged ungrounded, and every
+tool the turn called is ``cacheable`` by its policy (no side effects, no clock, no live data,
+no user-owned data).
+
+When the answer rests on evidence (the turn called tools, or memories were recalled for
+it), the fact check (:func:`bulwark.guardrails.checks.check_grounding`) runs after the
+output rail on the text it let through: numbers, dates, names and quotes that neither the
+turn's tool results (as the context rail left them), the recalled memories, the user's
+messages nor the system prompt support get a note appended and an ``ungrounded`` flag,
+merged into the output verdict (never a block). With streaming on, the streamed tokens went
+out without the note; the stored answer has it.
 """
 
 from __future__ import annotations
@@ -18,11 +27,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.runtime import get_runtime
 
 from bulwark.graphs.state import AgentState, RunContext
-from bulwark.guardrails.checks import RailResult
+from bulwark.guardrails.checks import RailResult, check_grounding, merge_verdicts
 from bulwark.guardrails.rails import Guardrails
 from bulwark.models.cache import AnswerCache, CacheKey
 from bulwark.nodes._text import latest_answer, latest_request
@@ -42,6 +51,19 @@ def turn_sources(state: AgentState) -> list[str]:
     )
 
 
+def turn_evidence(state: AgentState, *, instructions: str = "") -> list[str]:
+    """What the latest answer may rest on: the turn's tool results and the recalled
+    memories, with the user's messages and ``instructions`` (the system prompt) besides;
+    empty when the turn had neither tool results nor memories (nothing to check against)."""
+    messages = state["messages"]
+    request = latest_request(messages)
+    turn = messages[messages.index(request) :] if request else messages
+    sources = [m.text for m in turn if isinstance(m, ToolMessage)] + list(state.get("memories") or [])
+    if not sources:
+        return []
+    return [*sources, *(m.text for m in messages if isinstance(m, HumanMessage)), instructions]
+
+
 class GuardOutput:
     """Records the output verdict, replaces the answer with the text to deliver, and keeps
     it in the answer cache when the turn may be reused."""
@@ -58,6 +80,8 @@ class GuardOutput:
         cache, request = state.get("cache"), latest_request(state["messages"])
         if self.cache is None or not cache or cache.get("hit") or result.blocked or request is None:
             return None
+        if "ungrounded" in result.verdict["reasons"]:
+            return None
         if (state.get("route") or {}).get("answered_by") != cache.get("model") or answer.response_metadata.get(UNANSWERED):
             return None
         turn = state["messages"][state["messages"].index(request):]
@@ -65,6 +89,14 @@ class GuardOutput:
             return None
         tenant = (get_runtime(RunContext).context or RunContext()).tenant_id
         return CacheKey(tenant=tenant, model=cache["model"], context=cache["context"], request=request.text)
+
+    def _grounded(self, state: AgentState, result: RailResult) -> RailResult:
+        """The output rail's result with the fact check's note and verdict merged in."""
+        evidence = turn_evidence(state, instructions=self.rails.policy.system_prompt)
+        if result.blocked or not evidence:
+            return result
+        checked = check_grounding(result.text, evidence)
+        return RailResult(merge_verdicts([result.verdict, checked.verdict]), checked.text)
 
     @staticmethod
     def _stored(state: AgentState, stored: Mapping[str, str]) -> dict:
@@ -85,7 +117,7 @@ class GuardOutput:
         answer = latest_answer(state["messages"])
         if answer is None:
             return {"output_verdict": _ALLOW}
-        result = self.rails.check_output(answer.text, sources=turn_sources(state))
+        result = self._grounded(state, self.rails.check_output(answer.text, sources=turn_sources(state)))
         update = self._update(answer, result)
         if (key := self._cache_key(state, answer, result)) is not None:
             assert self.cache is not None
@@ -97,7 +129,7 @@ class GuardOutput:
         answer = latest_answer(state["messages"])
         if answer is None:
             return {"output_verdict": _ALLOW}
-        result = await self.rails.acheck_output(answer.text, sources=turn_sources(state))
+        result = self._grounded(state, await self.rails.acheck_output(answer.text, sources=turn_sources(state)))
         update = self._update(answer, result)
         if (key := self._cache_key(state, answer, result)) is not None:
             assert self.cache is not None
