@@ -29,7 +29,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 if TYPE_CHECKING:
-    from bulwark.models.catalogue import Catalogue
+    from bulwark.models.catalogue import Catalogue, ModelEntry
 
 
 class ConfigError(ValueError):
@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     guardrails_fail_closed: bool = Field(
         default=True,
         description="When a rail errors: refuse (closed) or let the text through flagged (open).",
+    )
+    guardrails_judge: str = Field(
+        default="auto",
+        min_length=1,
+        description="The LLM judge for texts the fast detectors are unsure about: `auto` (the "
+        "catalogue's cheapest real model; none with only `offline`), `off`, or a catalogue model name.",
     )
     pii_entities: tuple[str, ...] = Field(
         default=("EMAIL", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS",
@@ -454,6 +460,12 @@ class Settings(BaseSettings):
             self._models = (self._catalogue_source(), self._load_catalogue())
         except CatalogueError as exc:
             raise ValueError(f"BULWARK_MODELS {exc}") from None
+        names = {entry.name for entry in self._models[1].models}
+        if self.guardrails_judge not in {"auto", "off", *names}:
+            raise ValueError(
+                f"BULWARK_GUARDRAILS_JUDGE={self.guardrails_judge[:40]!r} is not a catalogue model: "
+                f"use auto, off or one of {sorted(names)[:8]}"
+            )
         return self
 
     def _catalogue_source(self) -> tuple[Any, ...]:
@@ -486,6 +498,19 @@ class Settings(BaseSettings):
     def resolved_memory_url(self) -> str:
         """The memory store's location, defaulting to the embedded engine in the data directory."""
         return self.memory_url or str(self.data_dir / "memory")
+
+    @property
+    def judge_entry(self) -> ModelEntry | None:
+        """The catalogue model ``guardrails_judge`` names (``auto``: the cheapest, then least
+        capable, real model); ``None`` when the judge is off (``off``, or ``auto`` with only
+        the offline model)."""
+        if self.guardrails_judge == "off":
+            return None
+        models = self.catalogue.models
+        if self.guardrails_judge != "auto":
+            return next(entry for entry in models if entry.name == self.guardrails_judge)
+        real = [entry for entry in models if entry.spec != "offline"]
+        return min(real, key=lambda entry: (entry.cost_usd(1000, 1000), entry.quality)) if real else None
 
     @property
     def resolved_checkpointer_url(self) -> str:
