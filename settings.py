@@ -244,6 +244,23 @@ class Settings(BaseSettings):
         description="Encrypts checkpoints at rest (SQLite and Redis) with AES-256-GCM: "
         "32 bytes, base64 or hex.",
     )
+    vault: bool = Field(
+        default=True,
+        description="PII vault: PII in requests and tool results becomes numbered placeholders "
+        "(`<EMAIL_1>`) whose real values are kept encrypted per tenant and thread, restored for "
+        "the tools that may use them, for approvers and in the owner's answers; off: one-way "
+        "redaction (`<EMAIL>`).",
+    )
+    vault_ttl_s: int = Field(
+        default=30 * 86400, ge=60,
+        description="Seconds a thread's vault values are kept after the thread last added one.",
+    )
+    vault_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the PII vault (32 bytes, base64 or hex; one key per tenant is derived "
+        "from it); default `BULWARK_ENCRYPTION_KEY`, else a key file `<data_dir>/vault.key` "
+        "(mode 0600) created on first use.",
+    )
     host: str = Field(default="127.0.0.1", description="`bulwark serve` bind address.")
     port: int = Field(default=8024, ge=1, le=65535, description="`bulwark serve` port.")
     server_jobs: int = Field(
@@ -425,7 +442,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("encryption_key")
+    @field_validator("encryption_key", "vault_key")
     @classmethod
     def _encryption_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -490,16 +507,6 @@ class Settings(BaseSettings):
         return catalogue
 
     @property
-    def resolved_api_keys_file(self) -> Path:
-        """Where API-key hashes are kept."""
-        return self.api_keys_file or self.data_dir / "api_keys.json"
-
-    @property
-    def resolved_memory_url(self) -> str:
-        """The memory store's location, defaulting to the embedded engine in the data directory."""
-        return self.memory_url or str(self.data_dir / "memory")
-
-    @property
     def judge_entry(self) -> ModelEntry | None:
         """The catalogue model ``guardrails_judge`` names (``auto``: the cheapest, then least
         capable, real model); ``None`` when the judge is off (``off``, or ``auto`` with only
@@ -511,6 +518,16 @@ class Settings(BaseSettings):
             return next(entry for entry in models if entry.name == self.guardrails_judge)
         real = [entry for entry in models if entry.spec != "offline"]
         return min(real, key=lambda entry: (entry.cost_usd(1000, 1000), entry.quality)) if real else None
+
+    @property
+    def resolved_api_keys_file(self) -> Path:
+        """Where API-key hashes are kept."""
+        return self.api_keys_file or self.data_dir / "api_keys.json"
+
+    @property
+    def resolved_memory_url(self) -> str:
+        """The memory store's location, defaulting to the embedded engine in the data directory."""
+        return self.memory_url or str(self.data_dir / "memory")
 
     @property
     def resolved_checkpointer_url(self) -> str:

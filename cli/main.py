@@ -32,6 +32,7 @@ from langgraph.types import Command, Interrupt
 from bulwark.cli import audit, usage
 from bulwark.graphs.agent import build_agent, cut_short, open_agent
 from bulwark.graphs.state import RunContext
+from bulwark.guardrails.vault import PiiVault, StreamRestorer, VaultScope, restored, vault_for
 from bulwark.memory.knowledge import MAX_CHARS, MIN_CHARS, ingest
 from bulwark.observability.langsmith import install_tracing, offline_env, trace_metadata
 from bulwark.persistence.checkpoints import PersistenceError, open_checkpointer_for
@@ -253,19 +254,32 @@ def _context(args: argparse.Namespace) -> RunContext:
     return RunContext(user_id=args.user, tenant_id=args.tenant, request_id=str(uuid.uuid4()))
 
 
-def _describe(item: Interrupt) -> str:
+def _scope(args: argparse.Namespace, thread: str) -> VaultScope:
+    return VaultScope(tenant_id=args.tenant, thread_id=thread, user_id=args.user)
+
+
+async def _values(vault: PiiVault | None, scope: VaultScope) -> dict[str, str]:
+    """The thread's PII values by placeholder, to show the user and approvers (never stored)."""
+    return await vault.avalues(scope) if vault is not None else {}
+
+
+def _describe(item: Interrupt, values: dict[str, str]) -> str:
+    """A pending call as the approver sees it: with the real values of its placeholders."""
     value = item.value if isinstance(item.value, dict) else {"tool": str(item.value)}
-    args = ", ".join(f"{k}={v!r}" for k, v in (value.get("args") or {}).items())
+    args = ", ".join(f"{k}={restored(v, values)!r}" for k, v in (value.get("args") or {}).items())
     return f"{value.get('tool')}({args})"
 
 
-async def _report(agent: CompiledStateGraph, thread: str, *, printed: str = "") -> list[Interrupt]:
-    """Print the thread's outcome: the answer, or the calls waiting for approval."""
+async def _report(
+    agent: CompiledStateGraph, thread: str, values: dict[str, str], *, printed: str = ""
+) -> list[Interrupt]:
+    """Print the thread's outcome: the answer, or the calls waiting for approval, with the
+    user's own values in place of their placeholders (``printed``: what was streamed)."""
     snapshot = await agent.aget_state(_config(thread))
     if snapshot.interrupts:
         print("Paused: waiting for approval of")
         for item in snapshot.interrupts:
-            print(f"  - {_describe(item)}  [id {item.id}]")
+            print(f"  - {_describe(item, values)}  [id {item.id}]")
         print(f"Resume with: bulwark resume --thread {thread} --approve   (or --reject)")
         return list(snapshot.interrupts)
     answer = next(
@@ -274,32 +288,38 @@ async def _report(agent: CompiledStateGraph, thread: str, *, printed: str = "") 
     )
     text = answer.text if answer else ""
     if printed and text != printed:
-        print(f"\n[replaced by the output guardrail] {text}")
+        print(f"\n[replaced by the output guardrail] {restored(text, values)}")
     elif not printed:
-        print(text)
+        print(restored(text, values))
     return []
 
 
 async def _run(
-    agent: CompiledStateGraph, payload: Any, thread: str, context: RunContext, *, stream: bool
+    agent: CompiledStateGraph, payload: Any, thread: str, context: RunContext, *, stream: bool,
+    vault: PiiVault | None = None,
 ) -> list[Interrupt]:
     config = {**_config(thread), "metadata": trace_metadata(context)}  # tenant, user, request in traces
+    scope = VaultScope(tenant_id=context.tenant_id, thread_id=thread, user_id=context.user_id)
     if not stream:
         await agent.ainvoke(payload, config, context=context)
-        return await _report(agent, thread)
+        return await _report(agent, thread, await _values(vault, scope))
     printed = ""
+    shown = StreamRestorer({})
     async for chunk, meta in agent.astream(payload, config, context=context, stream_mode="messages"):
         if meta.get("langgraph_node") == "agent" and isinstance(chunk, AIMessageChunk):
             if chunk.text:
                 printed += chunk.text
-                print(chunk.text, end="", flush=True)
+                if shown.unknown(chunk.text):  # a value this run's tools brought
+                    shown.values = await _values(vault, scope)
+                print(shown.feed(chunk.text), end="", flush=True)
     if printed:
-        print()
-    return await _report(agent, thread, printed=printed)
+        print(shown.flush())
+    return await _report(agent, thread, await _values(vault, scope), printed=printed)
 
 
-async def _screened(settings: Settings, question: str) -> dict[str, Any]:
-    """The question as graph input, screened and redacted before anything stores it."""
+async def _screened(settings: Settings, question: str, *, vault: PiiVault | None, scope: VaultScope) -> dict[str, Any]:
+    """The question as graph input, screened and redacted (its PII into the vault) before
+    anything stores it."""
     from bulwark.guardrails.intake import InputError, IntakePolicy, prepare_input
     from bulwark.guardrails.rails import Guardrails
     from bulwark.nodes.agent import SYSTEM_PROMPT
@@ -308,7 +328,7 @@ async def _screened(settings: Settings, question: str) -> dict[str, Any]:
     try:
         return await prepare_input(
             {"messages": [{"role": "user", "content": question}]},
-            rails=rails, policy=IntakePolicy.from_settings(settings),
+            rails=rails, policy=IntakePolicy.from_settings(settings), vault=vault, scope=scope,
         )
     except InputError as exc:
         raise UsageError(str(exc)) from None
@@ -323,7 +343,8 @@ async def _ask(settings: Settings, args: argparse.Namespace) -> int:
     if not question:
         raise UsageError('the question is empty: try bulwark ask "what is 17*23"')
     thread = args.thread or str(uuid.uuid4())
-    async with open_agent(settings) as agent:
+    vault = vault_for(settings)
+    async with open_agent(settings, vault=vault) as agent:
         snapshot = await agent.aget_state(_config(thread))
         if snapshot.interrupts:
             raise UsageError(
@@ -333,7 +354,8 @@ async def _ask(settings: Settings, args: argparse.Namespace) -> int:
         if cut_short(snapshot):
             print(f"(finishing the run that was cut short on thread {thread})", file=sys.stderr)
             await agent.ainvoke(None, _config(thread), context=_context(args))
-        await _run(agent, await _screened(settings, question), thread, _context(args), stream=args.stream)
+        payload = await _screened(settings, question, vault=vault, scope=_scope(args, thread))
+        await _run(agent, payload, thread, _context(args), stream=args.stream, vault=vault)
     if not args.thread:
         print(f"(thread {thread}: continue with --thread {thread})", file=sys.stderr)
     return 0
@@ -344,7 +366,8 @@ def _decision(approve: bool, reason: str = "") -> dict[str, Any]:
 
 
 async def _resume(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_agent(settings) as agent:
+    vault = vault_for(settings)
+    async with open_agent(settings, vault=vault) as agent:
         if not await _thread_exists(agent, args.thread):
             raise UsageError(
                 f"unknown thread {args.thread!r} in {settings.resolved_checkpointer_url}"
@@ -356,7 +379,7 @@ async def _resume(settings: Settings, args: argparse.Namespace) -> int:
             if decided or not cut_short(snapshot):
                 raise UsageError(f"thread {args.thread!r} has no tool call waiting for approval")
             # No approval pending but work left: a run was cut short (crash, kill); finish it.
-            await _run(agent, None, args.thread, _context(args), stream=False)
+            await _run(agent, None, args.thread, _context(args), stream=False, vault=vault)
             return 0
         if not decided:
             raise UsageError(
@@ -372,29 +395,32 @@ async def _resume(settings: Settings, args: argparse.Namespace) -> int:
             ids = [args.interrupt_id]
         decision = _decision(args.approve, args.reason)
         command = Command(resume={interrupt_id: decision for interrupt_id in ids})
-        await _run(agent, command, args.thread, _context(args), stream=False)
+        await _run(agent, command, args.thread, _context(args), stream=False, vault=vault)
     return 0
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     thread = args.thread or str(uuid.uuid4())
     print(f"Bulwark chat on thread {thread} (model {settings.model}). Empty line or Ctrl-D quits.")
-    async with open_agent(settings) as agent:
+    vault = vault_for(settings)
+    scope = _scope(args, thread)
+    async with open_agent(settings, vault=vault) as agent:
         pending = list((await agent.aget_state(_config(thread))).interrupts)
         while True:
             if pending:
                 answers = {}
+                values = await _values(vault, scope)
                 for item in pending:
-                    reply = _prompt(f"approve {_describe(item)}? [y/N] ")
+                    reply = _prompt(f"approve {_describe(item, values)}? [y/N] ")
                     answers[item.id] = _decision(reply.strip().lower() in {"y", "yes"})
                 payload: Any = Command(resume=answers)
             else:
                 question = _prompt("you> ").strip()
                 if not question or question in {"/exit", "/quit"}:
                     return 0
-                payload = await _screened(settings, question)
+                payload = await _screened(settings, question, vault=vault, scope=scope)
                 print("bulwark> ", end="", flush=True)
-            pending = await _run(agent, payload, thread, _context(args), stream=True)
+            pending = await _run(agent, payload, thread, _context(args), stream=True, vault=vault)
 
 
 def _prompt(text: str) -> str:
@@ -618,8 +644,11 @@ async def _threads(settings: Settings, args: argparse.Namespace) -> int:
             if args.action == "prune":
                 await saver.aprune(ids, strategy="keep_latest", **({"keep": args.keep} if args.keep > 1 else {}))
             else:
+                vault = vault_for(settings)
                 for thread in ids:
                     await saver.adelete_thread(thread)
+                    if vault is not None:  # thread ids name no tenant: every tenant's values of it
+                        await vault.aforget_thread(thread)
         except NotImplementedError:
             raise UsageError(f"the checkpointer at {url} cannot {args.action} threads") from None
     verb = f"pruned to their latest {args.keep} checkpoint(s)" if args.action == "prune" else "deleted"
@@ -654,7 +683,10 @@ def _memory(settings: Settings, args: argparse.Namespace) -> int:
     with open_memory_store(settings) as store:
         if args.action == "forget":
             count = store.forget(namespace)
-            print(f"forgot {count} memories of user {args.user!r} (tenant {args.tenant!r})")
+            vault = vault_for(settings)
+            threads = vault.forget_user(tenant_id=args.tenant, user_id=args.user) if vault is not None else 0
+            print(f"forgot {count} memories of user {args.user!r} (tenant {args.tenant!r})"
+                  + (f" and the PII vault values of {threads} thread(s)" if threads else ""))
             return 0
         items = store.search(namespace, limit=10_000)
     for item in items:

@@ -35,6 +35,7 @@ from langgraph.types import Send, StateSnapshot
 
 from bulwark.graphs.state import AgentInput, AgentState, RunContext
 from bulwark.guardrails.rails import Guardrails
+from bulwark.guardrails.vault import PiiVault, vault_for
 from bulwark.models.cache import AnswerCache
 from bulwark.models.factory import make_chat_model
 from bulwark.models.fallback import model_breakers
@@ -118,6 +119,7 @@ def build_agent_graph(
     tools: Sequence[BaseTool] | ToolRegistry | None = None,
     rails: Guardrails | None = None,
     limits: RateLimits | None = None,
+    vault: PiiVault | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> StateGraph:
     """Return the uncompiled agent graph (for the LangGraph server or further wiring).
@@ -132,6 +134,8 @@ def build_agent_graph(
             building NeMo rails takes a few hundred milliseconds).
         limits: the server's rate limits: the agent node debits each model call's tokens
             and the audit node gives back the run's concurrent-run lease; none if omitted.
+        vault: the PII vault; :func:`~bulwark.guardrails.vault.vault_for` the settings if
+            omitted (none when ``settings.vault`` is off).
         clock: monotonic seconds for the models' circuit breakers.
     """
     data_dir = settings.ensure_data_dir()
@@ -148,12 +152,13 @@ def build_agent_graph(
             registry.register(tool)
     rails = rails or Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
     journal = EffectJournal.for_checkpointer(settings.resolved_checkpointer_url, data_dir=data_dir)
+    vault = vault or vault_for(settings)
 
     graph = StateGraph(AgentState, input_schema=AgentInput, context_schema=RunContext)
     # Each node has a coroutine that ainvoke/astream (the LangGraph server) await, so
     # concurrent runs share the event loop instead of queueing for worker threads; its
     # sync call serves invoke/stream. Nodes read the runtime with get_runtime().
-    guard_input = GuardInput(rails=rails, window_turns=settings.screen_window_turns)
+    guard_input = GuardInput(rails=rails, window_turns=settings.screen_window_turns, vault=vault)
     graph.add_node("guard_input", _node("guard_input", guard_input))
     graph.add_node("refuse", _node("refuse", refuse, arefuse))
     graph.add_node("recall", _node("recall", Recall(rails=rails, max_tokens=settings.memory_tokens)))
@@ -168,7 +173,7 @@ def build_agent_graph(
     agent = Agent(catalogue=catalogue, models=models, tools=registry.tools, history_tokens=settings.history_tokens,
                   policy=rails.policy, breakers=breakers, spent=limits.spent if limits else None, cache=cache, **budgets)
     graph.add_node("agent", _node("agent", agent))
-    graph.add_node("tools", _node("tools", RunTool(registry=registry, journal=journal, rails=rails)))
+    graph.add_node("tools", _node("tools", RunTool(registry=registry, journal=journal, rails=rails, vault=vault)))
     def cacheable(tool: str) -> bool:
         try:
             policy = registry.policy(tool)
@@ -201,6 +206,7 @@ def build_agent(
     models: Mapping[str, BaseChatModel] | None = None,
     tools: Sequence[BaseTool] | ToolRegistry | None = None,
     rails: Guardrails | None = None,
+    vault: PiiVault | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> CompiledStateGraph:
     """Return the compiled agent graph.
@@ -214,9 +220,10 @@ def build_agent(
         tools: a registry, or tools to register with policies from settings; the
             built-in registry if omitted.
         rails: the guardrails; built from settings if omitted.
+        vault: the PII vault; from settings if omitted.
         clock: monotonic seconds for the models' circuit breakers.
     """
-    graph = build_agent_graph(settings, models=models, tools=tools, rails=rails, clock=clock)
+    graph = build_agent_graph(settings, models=models, tools=tools, rails=rails, vault=vault, clock=clock)
     return with_turn_spans(graph.compile(checkpointer=checkpointer, store=store, name="bulwark-agent"))
 
 

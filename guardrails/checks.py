@@ -157,7 +157,7 @@ def check_input(text: str, policy: RailPolicy) -> RailResult:
     if len(text) > policy.max_input_chars:
         verdict: Verdict = {"action": "block", "severity": "medium", "reasons": ["request_too_long"]}
         return RailResult(verdict, text)
-    findings = detect_injection(text) + detect_toxicity(text) + policy.topic_findings(text)
+    findings = detect_injection(text) + detect_toxicity(text) + detect_harmful(text) + policy.topic_findings(text)
     spans = redactions(text, policy)
     redacted = redact(text, spans)
     return RailResult(verdict_of(findings + spans, changed=redacted != text), redacted)
@@ -190,12 +190,17 @@ def redactions(text: str, policy: RailPolicy) -> list[Finding]:
     return kept
 
 
-def redact(text: str, spans: Sequence[Finding]) -> str:
-    """Replace each span with its placeholder: ``<EMAIL>``, ``<SECRET>``..."""
+def redaction_label(finding: Finding) -> str:
+    """The entity a redaction span stands for: ``EMAIL``, ``PERSON``…, ``SECRET``."""
+    return finding.reason.split(":", 1)[1] if finding.reason.startswith("pii:") else "SECRET"
+
+
+def redact(text: str, spans: Sequence[Finding], *, placeholders: Sequence[str] | None = None) -> str:
+    """Replace each span with its placeholder: ``<EMAIL>``, ``<SECRET>``..., or with
+    ``placeholders[i]`` for the i-th span (the PII vault's numbered ``<EMAIL_1>``)."""
     out, at = [], 0
-    for f in spans:
-        label = f.reason.split(":", 1)[1] if f.reason.startswith("pii:") else "SECRET"
-        out += [text[at : f.start], f"<{label}>"]
+    for i, f in enumerate(spans):
+        out += [text[at : f.start], placeholders[i] if placeholders is not None else f"<{redaction_label(f)}>"]
         at = f.end  # type: ignore[assignment]
     return "".join(out) + text[at:]
 

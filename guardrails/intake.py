@@ -17,7 +17,9 @@ first, and only its result is stored.
    context rail (instructions neutralised, PII redacted);
 3. screens every user message with the input rail, not just the last: PII and secrets
    are redacted, and a blocked message is replaced by a placeholder, so its raw text is
-   never stored and the model never reads it on a later turn;
+   never stored and the model never reads it on a later turn; with a PII vault
+   (:mod:`bulwark.guardrails.vault`) and a thread, PII first becomes the thread's numbered
+   placeholders (``<EMAIL_1>``), its values kept in the vault (:func:`screen_text`);
 4. marks each message as screened (:func:`mark`), with its verdict and the id of the
    input it came in, so ``guard_input`` folds the verdicts instead of screening again.
 
@@ -35,10 +37,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from bulwark.graphs.state import Verdict
-from bulwark.guardrails.checks import merge_verdicts
+from bulwark.guardrails.checks import RailResult, merge_verdicts
+from bulwark.guardrails.vault import screened
 
 if TYPE_CHECKING:
     from bulwark.guardrails.rails import Guardrails
+    from bulwark.guardrails.vault import PiiVault, VaultScope
     from bulwark.settings import Settings
 
 MARK = "bulwark"
@@ -161,32 +165,59 @@ def validate_input(value: Any, policy: IntakePolicy) -> list[tuple[str, str]]:
     return messages
 
 
-async def screen_messages(messages: Sequence[BaseMessage], rails: Guardrails, *, batch: str) -> list[BaseMessage]:
+def screen_text(
+    text: str, *, rails: Guardrails, user: bool, vault: PiiVault | None = None, scope: VaultScope | None = None
+) -> RailResult:
+    """One message's text through its rail: the input rail for a user's, the context rail
+    otherwise. With a vault and a scope, its PII becomes the thread's numbered placeholders
+    first (so the rail, and whatever stores its result, never holds the values)."""
+    found = []
+    if vault is not None and scope is not None:
+        text, found = vault.pseudonymize(text, policy=rails.policy, scope=scope)
+    return screened(rails.check_input(text) if user else rails.check_context(text), found)
+
+
+async def ascreen_text(
+    text: str, *, rails: Guardrails, user: bool, vault: PiiVault | None = None, scope: VaultScope | None = None
+) -> RailResult:
+    """Async twin of :func:`screen_text`."""
+    found = []
+    if vault is not None and scope is not None:
+        text, found = await vault.apseudonymize(text, policy=rails.policy, scope=scope)
+    return screened(await rails.acheck_input(text) if user else rails.check_context(text), found)
+
+
+async def screen_messages(
+    messages: Sequence[BaseMessage], rails: Guardrails, *, batch: str,
+    vault: PiiVault | None = None, scope: VaultScope | None = None,
+) -> list[BaseMessage]:
     """Screen and mark messages, keeping their ids: user messages pass the input rail
-    (redacted, or replaced by a placeholder when blocked), others the context rail."""
-    screened = []
+    (redacted, or replaced by a placeholder when blocked), others the context rail; PII goes
+    through ``vault`` in ``scope`` when both are given (:func:`screen_text`)."""
+    out = []
     for message in messages:
-        if isinstance(message, HumanMessage):
-            result = await rails.acheck_input(message.text)
-            text = withheld(result.verdict) if result.blocked else result.text
-        else:
-            result = rails.check_context(message.text)
-            text = result.text
-        screened.append(mark(message.model_copy(update={"content": text}), result.verdict, batch=batch))
-    return screened
+        user = isinstance(message, HumanMessage)
+        result = await ascreen_text(message.text, rails=rails, user=user, vault=vault, scope=scope)
+        text = withheld(result.verdict) if user and result.blocked else result.text
+        out.append(mark(message.model_copy(update={"content": text}), result.verdict, batch=batch))
+    return out
 
 
 async def prepare_input(
-    value: Any, *, rails: Guardrails, policy: IntakePolicy, batch: str | None = None
+    value: Any, *, rails: Guardrails, policy: IntakePolicy, batch: str | None = None,
+    vault: PiiVault | None = None, scope: VaultScope | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Validate, screen and redact a client's graph input; return the JSON input to store.
+
+    With a ``vault`` and the run's ``scope`` (its tenant, thread and user), PII becomes the
+    thread's numbered placeholders; without a scope (a run on no thread) it is redacted one way.
 
     Raises:
         InputError: the input is malformed or too large (nothing should be stored).
     """
     fresh = [_TYPES[kind](content=text, id=str(uuid.uuid4())) for kind, text in validate_input(value, policy)]
-    screened = await screen_messages(fresh, rails, batch=batch or str(uuid.uuid4()))
-    return {"messages": [as_json(m) for m in screened]}
+    done = await screen_messages(fresh, rails, batch=batch or str(uuid.uuid4()), vault=vault, scope=scope)
+    return {"messages": [as_json(m) for m in done]}
 
 
 def as_json(message: BaseMessage) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Literal
 from langgraph.store.base import BaseStore
 
 from bulwark.graphs.state import RunContext
+from bulwark.guardrails.vault import unnumbered
 
 MEMORIES = "memories"
 KNOWLEDGE = "knowledge"
@@ -109,8 +110,11 @@ def check_memory(text: str) -> str:
 
 
 def memory_item(fact: Fact, *, source: str) -> tuple[str, dict[str, object]]:
-    """The key and store value of ``fact``; raises :class:`InvalidMemoryError` if unfit."""
-    text = check_memory(fact.text)
+    """The key and store value of ``fact``; raises :class:`InvalidMemoryError` if unfit.
+
+    Vault placeholders lose their number: a memory outlives its thread, and ``<EMAIL_1>``
+    names a value of one thread only."""
+    text = check_memory(unnumbered(fact.text))
     return memory_key(text), {
         "text": text, "kind": fact.kind, "importance": fact.importance, "source": source
     }

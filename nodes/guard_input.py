@@ -5,7 +5,8 @@ Every user message is screened once by the input rail (see
 obfuscated), toxicity and harmful requests, denied topics, then PII. Inputs from the
 server and the CLI arrive already screened and marked by :mod:`bulwark.guardrails.intake`
 (so the raw text was never stored); any message without a mark (a caller of the Python
-API) is screened here. Nothing is screened twice.
+API) is screened here, its PII through the PII vault when there is one and the run has a
+thread (:func:`~bulwark.guardrails.intake.screen_text`). Nothing is screened twice.
 
 The turn's verdict folds the verdicts of all the messages of its input, then the last
 ``window_turns`` user messages are read together for injections and jailbreaks
@@ -23,8 +24,9 @@ from langchain_core.messages import AnyMessage, HumanMessage
 
 from bulwark.graphs.state import AgentState, Verdict
 from bulwark.guardrails.checks import RailResult, check_window, merge_verdicts
-from bulwark.guardrails.intake import mark, screening, turn_verdict, withheld
+from bulwark.guardrails.intake import ascreen_text, mark, screen_text, screening, turn_verdict, withheld
 from bulwark.guardrails.rails import Guardrails
+from bulwark.guardrails.vault import PiiVault, VaultScope
 from bulwark.nodes._text import latest_request
 
 log = logging.getLogger(__name__)
@@ -36,11 +38,13 @@ class GuardInput:
     Args:
         rails: the input rail.
         window_turns: user messages read together to catch injections split across turns.
+        vault: pseudonymises the PII of unmarked messages (none: one-way redaction).
     """
 
-    def __init__(self, *, rails: Guardrails, window_turns: int = 4) -> None:
+    def __init__(self, *, rails: Guardrails, window_turns: int = 4, vault: PiiVault | None = None) -> None:
         self.rails = rails
         self.window_turns = window_turns
+        self.vault = vault
 
     def _screened(self, messages: list[AnyMessage], results: list[RailResult], batch: str) -> list[AnyMessage]:
         """``messages`` with each unmarked user message replaced by its screened copy."""
@@ -99,11 +103,18 @@ class GuardInput:
         window = self._window(after) if turn and turn["verdict"]["action"] != "block" else None
         return self._update(before, after, check_window(window) if window else None)
 
+    def _scope(self, texts: list[str]) -> VaultScope | None:
+        return VaultScope.of_run() if self.vault is not None and texts else None
+
     def __call__(self, state: AgentState) -> dict:
         before = state["messages"]
-        return self._finish(before, [self.rails.check_input(text) for text in self._unscreened(before)])
+        texts = self._unscreened(before)
+        options = {"rails": self.rails, "user": True, "vault": self.vault, "scope": self._scope(texts)}
+        return self._finish(before, [screen_text(text, **options) for text in texts])
 
     async def acall(self, state: AgentState) -> dict:
         """Async twin of :meth:`__call__`."""
         before = state["messages"]
-        return self._finish(before, [await self.rails.acheck_input(text) for text in self._unscreened(before)])
+        texts = self._unscreened(before)
+        options = {"rails": self.rails, "user": True, "vault": self.vault, "scope": self._scope(texts)}
+        return self._finish(before, [await ascreen_text(text, **options) for text in texts])

@@ -17,7 +17,9 @@ any deployment of that file enforce it. The model (README, "Security"):
   user's memories, needs ``admin``.
 - **Input.** A run's input is validated, screened and redacted here, before the server
   stores it (:mod:`bulwark.guardrails.intake`): malformed input is a 422, oversize a 413,
-  and nothing is stored; the graph then never sees a raw client message.
+  and nothing is stored; the graph then never sees a raw client message. Its PII goes to
+  the PII vault under the run's thread and the credential's tenant and user
+  (:mod:`bulwark.guardrails.vault`); deleting a thread erases its values.
 - **How often.** Each request takes a token for its credential and its tenant, each new
   run or cron one more; a new run also needs its tenant's model tokens positive and a free
   concurrent-run slot (a lease the graph's audit node gives back), all sized by the
@@ -47,6 +49,7 @@ from starlette.exceptions import HTTPException as ServerHTTPException
 
 from bulwark.guardrails.intake import InputError, IntakePolicy, prepare_input
 from bulwark.guardrails.rails import Guardrails
+from bulwark.guardrails.vault import VaultScope, vault_for
 from bulwark.memory.longterm import KNOWLEDGE, MEMORIES
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.observability.log_format import configure_logging
@@ -66,6 +69,7 @@ authn = authenticator(settings)
 """This process's credential check (also used by ``server/engine_routes.py``)."""
 _rails = Guardrails.from_settings(settings, system_prompt=SYSTEM_PROMPT)
 _intake = IntakePolicy.from_settings(settings)
+_vault = vault_for(settings)
 _limits = RateLimits.from_settings(settings)
 _webhook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
 # After the server's own logging config (it imports this module later): ours replaces it.
@@ -223,8 +227,19 @@ async def _thread_create(ctx: Auth.types.AuthContext, value: dict) -> None:
     stamp_owner(value, _who(ctx))
 
 
-@auth.on.threads.read
 @auth.on.threads.delete
+async def _thread_delete(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str]:
+    """Deleting a thread (or one of its runs): owners only. A thread's PII vault values go
+    with it (an admin's deletion erases them too, anyone else's nothing: the server then
+    answers 404); a run's deletion keeps them."""
+    who = _who(ctx)
+    if _vault is not None and value.get("thread_id") and not value.get("run_id"):
+        owner = None if who.is_admin else who.user_id
+        await _vault.aforget_thread(str(value["thread_id"]), tenant_id=who.tenant_id, user_id=owner)
+    return _owned_by(who, ctx)
+
+
+@auth.on.threads.read
 @auth.on.threads.search
 @auth.on.crons.read
 @auth.on.crons.delete
@@ -259,7 +274,7 @@ async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str
     given = bool((kwargs.get("config") or {}).get("configurable", {}).get("__context_provided__")) or not nested
     await prepare_run(
         kwargs, who, run_id=value.get("run_id"), metadata=value["metadata"], context_given=given,
-        http_request_id=_request_id_of(ctx.user),
+        http_request_id=_request_id_of(ctx.user), thread_id=value.get("thread_id"),
     )
     await _admit_run(kwargs, who, run_id=value.get("run_id"))  # last: a run refused for bad input costs nothing
     # aegra checks the thread's owner itself and takes the prepared context and config
@@ -269,11 +284,12 @@ async def _run_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, str
 
 async def prepare_run(
     kwargs: dict, who: Identity, *, run_id: object, metadata: Mapping, context_given: bool, cron: bool = False,
-    http_request_id: str | None = None,
+    http_request_id: str | None = None, thread_id: object = None,
 ) -> None:
     """Validate and screen a run's (or cron's) kwargs in place: context from the identity,
-    input screened and redacted, only ``resume`` commands, webhooks for ``admin`` only and
-    taken from the engine (:mod:`bulwark.server.webhooks` signs and sends them).
+    input screened and redacted (its PII into the vault under ``thread_id``, when the run
+    has a thread), only ``resume`` commands, webhooks for ``admin`` only and taken from the
+    engine (:mod:`bulwark.server.webhooks` signs and sends them).
 
     The run's request id is the context's ``request_id``, else ``http_request_id`` (the
     request's ``x-request-id``), else the run id."""
@@ -308,8 +324,10 @@ async def prepare_run(
         kwargs["command"] = _resume_command(kwargs["command"])
     if kwargs.get("input") is not None:
         try:
+            scope = VaultScope(tenant_id=who.tenant_id, thread_id=str(thread_id), user_id=who.user_id) if thread_id else None
             kwargs["input"] = await prepare_input(
-                kwargs["input"], rails=_rails, policy=_intake, batch=kwargs["context"]["request_id"]
+                kwargs["input"], rails=_rails, policy=_intake, batch=kwargs["context"]["request_id"],
+                vault=_vault, scope=scope,
             )
         except InputError as exc:
             raise _fail(exc.status, str(exc)) from None
@@ -362,7 +380,7 @@ async def _cron_create(ctx: Auth.types.AuthContext, value: dict) -> dict[str, st
     stamp_owner(value, who)
     await prepare_run(
         value.setdefault("payload", {}), who, run_id=value.get("cron_id"), metadata=value["metadata"],
-        context_given=True, cron=True,
+        context_given=True, cron=True, thread_id=value.get("thread_id"),
     )
     await _take_run(who)
     return _owned_by(who, ctx)

@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bulwark.server import auth, routes
 from bulwark.server.credentials import CredentialError
 
-RUN_CREATE = re.compile(r"^/(threads/[^/]+/)?runs(/stream|/wait|/crons)?$")
+RUN_CREATE = re.compile(r"^/(?:threads/([^/]+)/)?runs(/stream|/wait|/crons)?$")
 """POST paths that create a run or a cron (thread-bound or not)."""
 CRON_UPDATE = re.compile(r"^/runs/crons/[^/]+$")
 """PATCH path that changes a cron's payload."""
@@ -72,10 +72,13 @@ async def ok(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-async def prepare(body: dict[str, Any], headers: Mapping[str, str], *, cron: bool, creating: bool) -> dict[str, Any]:
+async def prepare(
+    body: dict[str, Any], headers: Mapping[str, str], *, cron: bool, creating: bool, thread_id: str | None = None
+) -> dict[str, Any]:
     """``body`` as Bulwark's auth handler prepares a new run's or cron's fields (or a cron's
     changed ones: not ``creating``), for the credential in ``headers``; unchanged when that
-    credential is not valid or cannot be checked now (the engine then answers it).
+    credential is not valid or cannot be checked now (the engine then answers it). The PII
+    of a run on ``thread_id`` goes into the vault under that thread.
 
     Raises:
         Auth.exceptions.HTTPException: the handler's refusal (403, 413, 422).
@@ -93,7 +96,8 @@ async def prepare(body: dict[str, Any], headers: Mapping[str, str], *, cron: boo
         # aegra has no run id yet: the request id ties the input's screening to its turn.
         context.setdefault("request_id", auth.header_request_id(headers) or str(uuid.uuid4()))
     await auth.prepare_run(
-        body, who, run_id=None, metadata=body.get("metadata") or {}, context_given=True, cron=cron
+        body, who, run_id=None, metadata=body.get("metadata") or {}, context_given=True, cron=cron,
+        thread_id=thread_id,
     )
     return body
 
@@ -105,7 +109,7 @@ class Intake:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = _which(scope)
+        kind, thread_id = _which(scope)
         if kind is None:
             await self.app(scope, receive, send)
             return
@@ -116,7 +120,9 @@ class Intake:
             body = None
         if isinstance(body, dict):
             try:
-                prepared = await prepare(body, _headers(scope), cron=kind != "run", creating=kind != "cron update")
+                prepared = await prepare(
+                    body, _headers(scope), cron=kind != "run", creating=kind != "cron update", thread_id=thread_id
+                )
                 raw = json.dumps(prepared).encode()
             except Auth.exceptions.HTTPException as exc:
                 response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
@@ -128,16 +134,17 @@ class Intake:
         await self.app(scope, _replay(raw, receive), send)
 
 
-def _which(scope: Scope) -> Literal["run", "cron", "cron update"] | None:
-    """What the request does, if it creates a run or a cron or changes a cron; else None."""
+def _which(scope: Scope) -> tuple[Literal["run", "cron", "cron update"] | None, str | None]:
+    """What the request does, if it creates a run or a cron or changes a cron (else None),
+    and the thread in its path."""
     if scope["type"] != "http":
-        return None
+        return None, None
     method, path = scope["method"], scope["path"]
     if method == "POST" and (match := RUN_CREATE.match(path)):
-        return "cron" if match.group(2) == "/crons" else "run"
+        return "cron" if match.group(2) == "/crons" else "run", match.group(1)
     if method == "PATCH" and CRON_UPDATE.match(path):
-        return "cron update"
-    return None
+        return "cron update", None
+    return None, None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -177,7 +184,10 @@ app = FastAPI(
     redirect_slashes=False,
 )
 """The FastAPI app aegra mounts: ``/health``, ``/ready`` (server/routes.py) and ``/ok``,
-with :class:`Intake` in front of aegra's API and :class:`~bulwark.server.routes.HttpMetrics`
-(``/metrics``, HTTP series) in front of everything."""
+with :class:`Intake` in front of aegra's API, the PII vault's restoring middleware
+(:class:`~bulwark.server.routes.VaultRestore`: the owner's values in thread responses) around
+it, and :class:`~bulwark.server.routes.HttpMetrics` (``/metrics``, HTTP series) in front of
+everything."""
 app.add_middleware(Intake)
+app.add_middleware(routes.vault_restore.cls, *routes.vault_restore.args, **routes.vault_restore.kwargs)
 app.add_middleware(routes.http_metrics.cls, *routes.http_metrics.args, **routes.http_metrics.kwargs)  # outermost

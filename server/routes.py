@@ -47,13 +47,24 @@ route template the router matched (``/threads/{thread_id}/runs/wait``; ``other``
 did) and the method, never the path itself, so thread ids never become label values. Like
 the probes it answers without a credential (it holds no tenant data); with
 ``BULWARK_METRICS_TOKEN`` set it wants ``Authorization: Bearer <token>``.
+
+:class:`VaultRestore`, a second middleware on :data:`app`, gives a thread's owner the PII it
+typed back in place of the vault's placeholders (``<EMAIL_1>``), in the responses that show
+a thread: its state and history (approval requests included), ``/runs/wait`` and
+``/runs/stream`` and the thread itself. What is stored, logged and sent to the model keeps
+the placeholders. The tenant and user are the request's credential's (checked again here,
+with the same authenticator as the server's), never what a client claims; the vault restores
+only for the user who owns the thread's values, in that tenant, so anyone else, an admin
+included, sees placeholders (and the server's own filter answers 404 to other users anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import hmac
+import json
 import logging
 import re
 import sqlite3
@@ -61,7 +72,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import jwt
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -69,11 +82,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bulwark.guardrails.rails import Guardrails
+from bulwark.guardrails.vault import PiiVault, StreamRestorer, VaultScope, vault_for
 from bulwark.memory.store import QdrantStore, open_memory_store
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.observability import metrics
 from bulwark.persistence.checkpoints import open_checkpointer_for
-from bulwark.server.credentials import authenticator
+from bulwark.server.credentials import Authenticator, CredentialError, authenticator
 from bulwark.server.websocket import RunSockets
 from bulwark.settings import Settings, load_settings
 
@@ -231,6 +245,73 @@ class HttpMetrics:
         await Response(body, media_type=metrics.CONTENT_TYPE, headers=NO_STORE)(scope, receive, send)
 
 
+_THREAD_RESPONSES = re.compile(
+    r"^/threads/(?P<thread>[^/]+)(?:/state(?:/[^/]+)?|/history|/runs/wait|/runs/stream|/runs/[^/]+/(?:join|stream))?/?$"
+)
+"""The paths whose responses show a thread's messages or pending approvals."""
+
+
+class VaultRestore:
+    """ASGI middleware: a thread's PII placeholders replaced by the owner's values in the
+    responses that show the thread (:data:`_THREAD_RESPONSES`), streamed ones included.
+
+    The body is rewritten as it passes, piece by piece (a placeholder split across two pieces
+    waits for the second), each value JSON-escaped; ``Content-Length`` is dropped, since the
+    values are longer or shorter than their placeholders. The vault is read only when a
+    piece holds a placeholder it has not looked up yet.
+
+    Args:
+        app: the application it wraps.
+        vault: the PII vault (``None``: nothing to restore, the middleware passes through).
+        authenticator: the server's credential check.
+    """
+
+    def __init__(self, app: ASGIApp, *, vault: PiiVault | None, authenticator: Authenticator) -> None:
+        self.app = app
+        self.vault = vault
+        self.authenticator = authenticator
+
+    async def _scope(self, scope: Scope, thread: str) -> VaultScope | None:
+        headers = Headers(scope=scope)
+        try:
+            who = await self.authenticator.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+        except (CredentialError, jwt.PyJWKClientConnectionError):
+            return None  # the server answers the credential itself
+        return VaultScope(tenant_id=who.tenant_id, thread_id=thread, user_id=who.user_id)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = _THREAD_RESPONSES.match(scope["path"]) if scope["type"] == "http" and self.vault else None
+        owner = await self._scope(scope, found["thread"]) if found else None
+        if owner is None:
+            await self.app(scope, receive, send)
+            return
+        vault: PiiVault = self.vault  # type: ignore[assignment]
+        restorer = StreamRestorer({})
+        looked_up: set[str] = set()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        rewriting = False
+
+        async def send_restored(message: Message) -> None:
+            nonlocal rewriting
+            if message["type"] == "http.response.start":
+                rewriting = message["status"] == 200
+                if rewriting:
+                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
+                    message = {**message, "headers": kept}
+            elif message["type"] == "http.response.body" and rewriting:
+                more = message.get("more_body", False)
+                text = decoder.decode(message.get("body", b""), final=not more)
+                if wanted := restorer.unknown(text) - looked_up:
+                    values = await vault.avalues(owner)
+                    restorer.values = {p: json.dumps(v, ensure_ascii=False)[1:-1] for p, v in values.items()}
+                    looked_up.update(wanted, values)
+                out = restorer.feed(text) + ("" if more else restorer.flush())
+                message = {**message, "body": out.encode("utf-8")}
+            await send(message)
+
+        await self.app(scope, receive, send_restored)
+
+
 def _route_template(scope: Scope) -> str:
     """The path template of the route that handled the request, or ``other``: langgraph-api's
     routes put their template in ``scope["route"]`` as a string, Starlette's the route."""
@@ -242,7 +323,8 @@ def _route_template(scope: Scope) -> str:
 
 settings = load_settings()
 readiness = Readiness(settings)
-run_sockets = RunSockets(settings=settings, authenticator=authenticator(settings))
+_authenticator = authenticator(settings)
+run_sockets = RunSockets(settings=settings, authenticator=_authenticator)
 
 
 async def health(request: Request) -> JSONResponse:
@@ -279,6 +361,8 @@ async def ready(request: Request) -> JSONResponse:
 
 http_metrics = Middleware(HttpMetrics, token=settings.metrics_token.get_secret_value() if settings.metrics_token else None)
 """The metrics middleware as configured (``bulwark serve --prod`` adds it to aegra's app too)."""
+vault_restore = Middleware(VaultRestore, vault=vault_for(settings), authenticator=_authenticator)
+"""The PII vault's restoring middleware as configured."""
 
 
 @contextlib.asynccontextmanager
@@ -294,8 +378,9 @@ app = Starlette(
         WebSocketRoute("/ws/threads/{thread_id}/runs", run_sockets.serve),
     ],
     # /metrics is answered by the middleware: langgraph-api's own /metrics is matched first.
-    middleware=[http_metrics],
+    middleware=[http_metrics, vault_restore],
     lifespan=_lifespan,
 )
 """The Starlette app the server mounts (``http.app``): ``/health``, ``/ready``, the runs
-WebSocket, and (its middleware, applied to the whole server) ``/metrics``."""
+WebSocket, and (its middleware, applied to the whole server) ``/metrics`` and the owner's
+PII restored in thread responses."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import time
 from collections.abc import Awaitable, Iterator
@@ -111,7 +112,8 @@ async def test_alice_uses_threads_runs_and_store(world, alice_data) -> None:
     state = await alice.threads.get_state(thread)
     texts = [m["content"] for m in state["values"]["messages"]]
     assert "The calculator tool says 2+2 = 4." in texts[-1]
-    assert "<EMAIL>" in texts[0] and PII["email"] not in " ".join(texts)
+    # stored as <EMAIL_1>, shown to its owner as she typed it
+    assert PII["email"] in texts[0] and PII["name"] in texts[0]
     assert [t["thread_id"] for t in await alice.threads.search()] == [thread]
     metadata = (await alice.threads.get(thread))["metadata"]
     # langgraph-api keeps the owner Bulwark stamps; aegra overwrites it with the identity.
@@ -140,6 +142,52 @@ async def test_alice_streams_and_approves(world) -> None:
         thread, "agent", command={"resume": {interrupts[0]["id"]: {"approved": False, "reason": "not now"}}}
     )
     assert any(m["type"] == "tool" and "rejected" in m["content"] for m in result["messages"])
+
+
+async def test_pii_vault_values_reach_only_their_owner(world) -> None:
+    """Alice's values come back in her own responses (run result, state, history, stream);
+    what is stored, her tenant's admin and everyone else get the placeholders."""
+    server, _ = world
+    alice, root, bob, carol = (_client(world, u) for u in ("alice", "root", "bob", "carol"))
+    thread = (await alice.threads.create())["thread_id"]
+    email = "grace.hopper@example.com"
+    result = await alice.runs.wait(thread, "agent", input=_ask(f"my address is {email}, what is 2+2?"))
+    assert result["messages"][0]["content"] == f"my address is {email}, what is 2+2?"
+    streamed = [
+        json.dumps(part.data) async for part in alice.runs.stream(
+            thread, "agent", input=_ask(f"again: {email}"), stream_mode="values")
+    ]
+    values = [part for part in streamed if '"messages"' in part]  # aegra ends with a status event
+    assert email in values[-1] and not any("<EMAIL_1>" in part for part in streamed)
+    state = await alice.threads.get_state(thread)
+    assert [m["content"] for m in state["values"]["messages"] if m["type"] == "human"] == [
+        f"my address is {email}, what is 2+2?", f"again: {email}"]
+    assert email in json.dumps(await alice.threads.get_history(thread))
+
+    # The same thread as stored, and as the tenant's admin reads it: placeholders only.
+    admin_view = json.dumps(await root.threads.get_state(thread))
+    assert email not in admin_view and "my address is <EMAIL_1>" in admin_view and "again: <EMAIL_1>" in admin_view
+    for other in (bob, carol):
+        assert await _status(other.threads.get_state(thread)) == 404
+    # Bob types the placeholder into his own thread: it is his thread's, and means nothing.
+    mine = (await bob.threads.create())["thread_id"]
+    reply = await bob.runs.wait(mine, "agent", input=_ask("what is <EMAIL_1>?"))
+    assert email not in json.dumps(reply)
+    await bob.threads.delete(mine)  # the attacks below expect Bob to have no thread
+    # Bob deleting Alice's thread is a 404 and erases none of her values.
+    assert await _status(bob.threads.delete(thread)) == 404
+    assert email in json.dumps(await alice.threads.get_state(thread))
+    await asyncio.sleep(0.5)
+    stored = b"".join(p.read_bytes() for p in server.data_dir.rglob("*") if p.is_file())
+    assert email.encode() not in stored and b"<EMAIL_1>" in stored
+    # Deleting her thread erases its vault values.
+    def kept() -> int:
+        with sqlite3.connect(server.data_dir / "vault.db") as db:
+            return db.execute("SELECT COUNT(*) FROM vault_values WHERE thread = ?", (thread,)).fetchone()[0]
+
+    assert kept() == 1
+    await alice.threads.delete(thread)
+    assert kept() == 0
 
 
 # -- attacks -----------------------------------------------------------------------------------

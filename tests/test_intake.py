@@ -14,6 +14,7 @@ from bulwark.graphs.agent import open_agent
 from bulwark.graphs.state import RunContext
 from bulwark.guardrails.intake import InputError, IntakePolicy, prepare_input, screening, validate_input
 from bulwark.guardrails.rails import Guardrails
+from bulwark.guardrails.vault import VaultScope, vault_for
 from bulwark.nodes.agent import SYSTEM_PROMPT
 from bulwark.settings import Settings
 
@@ -123,8 +124,8 @@ def test_cli_stores_only_the_redacted_request(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     assert b"4111 1111 1111 1111" not in stored and b"ada@example.com" not in stored
-    assert b"<CREDIT_CARD>" in stored
-    assert os.path.exists(data / "checkpoints.db")
+    assert b"<CREDIT_CARD_1>" in stored and b"<EMAIL_1>" in stored, "the vault's placeholders"
+    assert os.path.exists(data / "checkpoints.db") and os.path.exists(data / "vault.db")
 
 
 async def test_screen_mode_keeps_client_context_but_neutralised(settings: Settings, rails: Guardrails) -> None:
@@ -139,3 +140,38 @@ async def test_screen_mode_keeps_client_context_but_neutralised(settings: Settin
     async with open_agent(settings) as agent:
         answer = await agent.ainvoke(prepared, {"configurable": {"thread_id": "screen"}}, context=RunContext())
     assert "4" in answer["messages"][-1].text
+
+
+async def test_prepare_input_pseudonymises_through_the_vault(settings: Settings, rails: Guardrails) -> None:
+    vault = vault_for(settings)
+    scope = VaultScope(tenant_id="acme", thread_id="t1", user_id="ada")
+    first = await prepare_input(
+        _user("mail me at ada@example.com or call +1 415 555 0132"), rails=rails, policy=IntakePolicy(),
+        vault=vault, scope=scope,
+    )
+    (message,) = first["messages"]
+    assert message["content"] == "mail me at <EMAIL_1> or call <PHONE_NUMBER_1>"
+    verdict = message["additional_kwargs"]["bulwark"]["verdict"]
+    assert verdict["action"] == "sanitize" and {"pii:EMAIL", "pii:PHONE_NUMBER"} <= set(verdict["reasons"])
+    again = await prepare_input(
+        _user("no, Ada@Example.com, and cc bob@example.com"), rails=rails, policy=IntakePolicy(), vault=vault, scope=scope
+    )
+    assert again["messages"][0]["content"] == "no, <EMAIL_1>, and cc <EMAIL_2>", "same value, same number"
+    blocked = await prepare_input(
+        _user(f"{INJECTION} ada@example.com"), rails=rails, policy=IntakePolicy(), vault=vault, scope=scope
+    )
+    assert blocked["messages"][0]["content"].startswith("[withheld by the input rail")
+    assert vault.restore("<EMAIL_1> <EMAIL_2>", scope=scope) == "ada@example.com bob@example.com"
+    stateless = await prepare_input(_user("mail me at ada@example.com"), rails=rails, policy=IntakePolicy(), vault=vault)
+    assert stateless["messages"][0]["content"] == "mail me at <EMAIL>", "no thread: redacted one way"
+
+
+async def test_python_api_callers_are_pseudonymised_by_guard_input(settings: Settings) -> None:
+    config = {"configurable": {"thread_id": "api"}}
+    context = RunContext(user_id="ada", tenant_id="acme")
+    async with open_agent(settings) as agent:
+        await agent.ainvoke(_user("my email is ada@example.com"), config, context=context)
+        state = await agent.ainvoke(_user("write to ada@example.com and eve@example.com"), config, context=context)
+    humans = [m.text for m in state["messages"] if isinstance(m, HumanMessage)]
+    assert humans == ["my email is <EMAIL_1>", "write to <EMAIL_1> and <EMAIL_2>"]
+    assert "ada@example.com" not in str(state)

@@ -24,10 +24,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module", params=LAUNCHERS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A running server on a free port, on the embedded defaults except one: the agent may
-    email the addresses users type, so EMAIL is not redacted from requests."""
-    keep_email = '["PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON", "STREET_ADDRESS"]'
-    with running(request.param, tmp_path_factory.mktemp("server"), BULWARK_PII_ENTITIES=keep_email) as server:
+    """A running server on a free port, on the embedded defaults (the agent emails the
+    addresses users type through the PII vault: the model only sees ``<EMAIL_1>``)."""
+    with running(request.param, tmp_path_factory.mktemp("server")) as server:
         yield server.url, server.data_dir
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from langchain_core.runnables import RunnableConfig
@@ -86,15 +87,17 @@ def builtin_tools(*, outbox: Path, clock: Clock = _utc_now) -> list[BaseTool]:
     ]
 
 
-_OWN_POLICIES: dict[str, dict[str, bool]] = {
-    "send_email": {"idempotent": False, "cacheable": False},
+_OWN_POLICIES: dict[str, dict[str, Any]] = {
+    "send_email": {"idempotent": False, "cacheable": False, "pii_args": ("to",)},
     "current_time": {"cacheable": False},
     "http_fetch": {"cacheable": False},
     "save_memory": {"cacheable": False},
     "search_memory": {"cacheable": False},
 }
-"""Built-in tools' departures from the default policy: ``send_email`` is side-effecting; the
-answer cache never reuses the clock, live pages or a user's own memories."""
+"""Built-in tools' departures from the default policy: ``send_email`` is side-effecting and
+gets the real address for a vault placeholder in ``to`` (never in ``subject`` or ``body``,
+which the model writes); the answer cache never reuses the clock, live pages or a user's own
+memories."""
 
 
 def builtin_registry(settings: Settings, *, clock: Clock = _utc_now) -> ToolRegistry:

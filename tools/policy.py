@@ -71,6 +71,12 @@ class ToolPolicy(BaseModel):
         "to any user of the tenant. False for tools with side effects, the clock, live data or "
         "the user's own data: a turn that called one is never cached.",
     )
+    pii_args: tuple[str, ...] = Field(
+        default=(),
+        description="Arguments that receive the user's real values for PII vault placeholders "
+        "(`<EMAIL_1>`), restored just before the call runs; every other argument keeps the "
+        "placeholders.",
+    )
 
     @classmethod
     def from_settings(

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from bulwark.models.matching.tables import TIMEZONE_AREAS
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|<EMAIL(?:_\d+)?>")
+"""An address, or the PII vault's placeholder for one (the model never sees the real value)."""
 _TZ = re.compile(
     r"\b(?:" + "|".join(TIMEZONE_AREAS) + r")/[A-Za-z0-9_+-]+(?:/[A-Za-z_-]+)?",
     re.IGNORECASE,
