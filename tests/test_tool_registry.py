@@ -27,7 +27,7 @@ from bulwark.tools.policy import ToolPolicy, TransientToolError
 from bulwark.tools.registry import ToolRegistry
 from bulwark.tools.schema import normalize_schema, tool_from_schema
 
-BFCL = Path("/work/shared/datasets/tools/bfcl_simple_python.jsonl")
+BFCL = Path(__file__).parents[1] / "evals" / "datasets" / "bfcl_simple_python.jsonl"
 
 
 class FakeTime:
