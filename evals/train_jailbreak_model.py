@@ -263,31 +263,40 @@ def _matrix(texts: list[str]) -> np.ndarray:
     return np.vstack([jm.features(t, BITS).astype(np.float32) for t in texts])
 
 
-def train(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    """L2-regularised, class-balanced logistic regression by full-batch Adam (deterministic)."""
+def train(
+    X: np.ndarray, y: np.ndarray, *, l2: float = L2, iters: int = ITERS, lr: float = LR,
+    row_weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """L2-regularised, class-balanced logistic regression by full-batch Adam (deterministic).
+
+    ``row_weight`` (default all ones) scales each row's loss on top of the class balance.
+    """
     n, d = X.shape
     pos = y.sum()
     sw = np.where(y == 1, n / (2 * pos), n / (2 * (n - pos))).astype(np.float32)
+    if row_weight is not None:
+        sw = (sw * row_weight).astype(np.float32)
     w = np.zeros(d, dtype=np.float32)
     b = 0.0
     m, v, mb, vb = np.zeros(d, np.float32), np.zeros(d, np.float32), 0.0, 0.0
     b1, b2, eps = 0.9, 0.999, 1e-8
-    for t in range(1, ITERS + 1):
+    for t in range(1, iters + 1):
         z = X @ w + np.float32(b)
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         g = (sw * (p - y) / n).astype(np.float32)
-        gw = X.T @ g + L2 * w
+        gw = X.T @ g + l2 * w
         gb = float(g.sum())
         m = b1 * m + (1 - b1) * gw
         v = b2 * v + (1 - b2) * gw * gw
         mb = b1 * mb + (1 - b1) * gb
         vb = b2 * vb + (1 - b2) * gb * gb
-        w -= LR * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
-        b = float(b - LR * (mb / (1 - b1**t)) / ((vb / (1 - b2**t)) ** 0.5 + eps))
+        w -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        b = float(b - lr * (mb / (1 - b1**t)) / ((vb / (1 - b2**t)) ** 0.5 + eps))
     return w, b
 
 
-def _prob(X: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
+def predict(X: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
+    """Logistic of the linear scores of the rows of ``X``."""
     return 1.0 / (1.0 + np.exp(-np.clip(X @ w + b, -30, 30)))
 
 
@@ -303,7 +312,7 @@ def choose_threshold(X: np.ndarray, y: np.ndarray, is_long: np.ndarray, folds: i
     for k in range(folds):
         tr, te = fold != k, fold == k
         w, b = train(X[tr], y[tr])
-        oof[te] = _prob(X[te], w, b)
+        oof[te] = predict(X[te], w, b)
     neg_long = np.sort(oof[(y == 0) & is_long])[::-1]
     neg_short = oof[(y == 0) & ~is_long]
     k = int(np.floor(TARGET_LONG_FP * len(neg_long)))
@@ -352,13 +361,13 @@ def main() -> None:
         thresholds.append(choose_threshold(X, y, is_long))
         t = SHIPPED_THRESHOLD
         w, b = train(X, y)
-        p_te = _prob(Xjb[te], w, b)
+        p_te = predict(Xjb[te], w, b)
         fp = {
-            "benign_dev_heldout": int((_prob(Xben_ho, w, b) >= t).sum()),
-            "tricky_heldout": int((_prob(Xtri_ho, w, b) >= t).sum()),
-            "long_heldout": float((_prob(Xlong_ho, w, b) >= t).mean()),
+            "benign_dev_heldout": int((predict(Xben_ho, w, b) >= t).sum()),
+            "tricky_heldout": int((predict(Xtri_ho, w, b) >= t).sum()),
+            "long_heldout": float((predict(Xlong_ho, w, b) >= t).mean()),
         }
-        p_long_ho = _prob(Xlong_ho, w, b)
+        p_long_ho = predict(Xlong_ho, w, b)
         row = {"threshold": t, "model_recall": float((p_te >= t).mean()), "cue_recall": float(cue_high[te].mean())}
         for g in gates:
             hit = (p_te >= t) & (jb_len[te] >= g)
@@ -369,7 +378,7 @@ def main() -> None:
         results[name] = row
         for k, v in row.items():
             print(f"    {k}: {v}")
-        missed = [jb[i][:120].replace("\n", " ") for i in np.flatnonzero(te) if not cue_high[i] and _prob(Xjb[i:i + 1], w, b)[0] < t]
+        missed = [jb[i][:120].replace("\n", " ") for i in np.flatnonzero(te) if not cue_high[i] and predict(Xjb[i:i + 1], w, b)[0] < t]
         print(f"    missed by both ({len(missed)}):")
         for m in missed:
             print(f"      - {m!r}")
@@ -378,7 +387,7 @@ def main() -> None:
             hit = p_te >= thr
             fpd = (p_long_ho[~written_ho] >= thr).mean()
             fpw = (p_long_ho[written_ho] >= thr).mean()
-            fps = int((_prob(Xben_ho, w, b) >= thr).sum() + (_prob(Xtri_ho, w, b) >= thr).sum())
+            fps = int((predict(Xben_ho, w, b) >= thr).sum() + (predict(Xtri_ho, w, b) >= thr).sum())
             c0 = (cue_high[te] | hit).mean()
             c3 = (cue_high[te] | (hit & (jb_len[te] >= 300))).mean()
             print(f"      {thr:.2f}  {hit.mean():.4f}  {c0:.4f}/{c3:.4f}  {fpd:.4f}  {fpw:.4f}  {fps}")
@@ -404,7 +413,7 @@ def main() -> None:
         "validation": results,
         "weights": q.tolist(),
     }
-    print(f"\nfinal: threshold {threshold}, bias {b:.3f}, train recall {(_prob(Xjb, w, b) >= threshold).mean():.4f}, "
+    print(f"\nfinal: threshold {threshold}, bias {b:.3f}, train recall {(predict(Xjb, w, b) >= threshold).mean():.4f}, "
           f"{time.time() - t0:.1f}s")
     if not args.no_write:
         OUT.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")

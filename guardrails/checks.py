@@ -151,7 +151,7 @@ def error_result(
 
 
 def check_input(text: str, policy: RailPolicy) -> RailResult:
-    """Screen a user request: size, injection, toxicity, denied topics, then secrets and PII."""
+    """Screen a user request: size, injection, toxicity, harmful requests, denied topics, then secrets and PII."""
     if not text.strip():
         return RailResult({"action": "block", "severity": "low", "reasons": ["empty_request"]}, text)
     if len(text) > policy.max_input_chars:
@@ -170,9 +170,9 @@ def check_window(text: str) -> RailResult:
 
 
 def blocking_findings(text: str, policy: RailPolicy) -> list[Finding]:
-    """Findings that stop an answer: a system-prompt leak, toxicity, denied topics."""
+    """Findings that stop an answer: a system-prompt leak, toxicity, harmful content, denied topics."""
     findings = [Finding("system_prompt_leak", "high")] if policy.leaks_prompt(text) else []
-    return findings + detect_toxicity(text) + policy.topic_findings(text)
+    return findings + detect_toxicity(text) + detect_harmful(text) + policy.topic_findings(text)
 
 
 def redactions(text: str, policy: RailPolicy) -> list[Finding]:

@@ -91,6 +91,7 @@ def _group(keys: np.ndarray, seed: int, bits: int) -> tuple[np.ndarray, np.ndarr
 
 
 def normalise(text: str) -> str:
+    """Lower-cased, curly apostrophes straightened, runs of white space made one space."""
     text = text.replace("\u2019", "'").replace("\u2018", "'").lower()
     return _SPACE.sub(" ", text).strip()
 
@@ -139,7 +140,11 @@ def jailbreak_probability(text: str) -> float:
     if not text or not text.strip():
         return 0.0
     buckets, values = sparse_features(text, model["bits"])
-    score = float(np.dot(model["weights"][buckets], values)) + model["bias"]
+    return sigmoid(float(np.dot(model["weights"][buckets], values)) + model["bias"])
+
+
+def sigmoid(score: float) -> float:
+    """The logistic of ``score``, without overflow for large negative scores."""
     if score >= 0:
         return 1.0 / (1.0 + math.exp(-score))
     z = math.exp(score)
