@@ -15,32 +15,17 @@ BULWARK = str(Path(sys.executable).parent / "bulwark")
 pytestmark = pytest.mark.slow
 
 
-# What is under test here is the command line; the NeMo engine is tested by the guardrail
-# suites, the servers and test_ask_uses_the_calculator, so the other commands run the same
-# checks without the Colang runtime (NeMo's start-up is 2.5 s of each bulwark process).
-ENGINE = {"BULWARK_GUARDRAILS_ENGINE": "direct"}
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = "", default_engine: bool = False
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")} | ({} if default_engine else ENGINE)
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BULWARK_")}
     return subprocess.run(
         [BULWARK, *args], cwd=cwd, env={**base, **(env or {})}, input=stdin,
         capture_output=True, text=True, timeout=120,
     )
 
 
-# A deployment whose agent emails the addresses users type: EMAIL is not redacted from
-# requests (every other PII entity still is).
-MAILER = {
-    "BULWARK_PII_ENTITIES": '["PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", '
-    '"PERSON", "STREET_ADDRESS"]'
-}
-
-
 def test_ask_uses_the_calculator(tmp_path: Path) -> None:
-    result = run("ask", "what is 17*23", cwd=tmp_path, default_engine=True)
+    # The rails on the NeMo engine here; every other command on the default (direct).
+    result = run("ask", "what is 17*23", cwd=tmp_path, env={"BULWARK_GUARDRAILS_ENGINE": "nemo"})
     assert result.returncode == 0, result.stderr
     assert "391" in result.stdout
     assert "continue with --thread" in result.stderr
@@ -101,17 +86,19 @@ def test_stream_prints_the_answer(tmp_path: Path) -> None:
 @pytest.mark.parametrize("decision", ["--approve", "--reject"])
 def test_approval_pauses_and_resumes(tmp_path: Path, decision: str) -> None:
     paused = run(
-        "ask", "send an email to ada@example.com saying 'hi'", "--thread", "mail", cwd=tmp_path, env=MAILER
+        "ask", "send an email to ada@example.com saying 'hi'", "--thread", "mail", cwd=tmp_path
     )
     assert paused.returncode == 0, paused.stderr
     assert "waiting for approval" in paused.stdout and "send_email" in paused.stdout
+    assert "to='ada@example.com'" in paused.stdout  # the approver sees the value; the model saw <EMAIL_1>
+    assert b"ada@example.com" not in (tmp_path / ".bulwark" / "checkpoints.db").read_bytes()
     outbox = tmp_path / ".bulwark" / "outbox.jsonl"
     assert not outbox.exists()
 
     busy = run("ask", "hello", "--thread", "mail", cwd=tmp_path)
     assert busy.returncode == 2 and "waiting for approval" in busy.stderr
 
-    resumed = run("resume", "--thread", "mail", decision, cwd=tmp_path, env=MAILER)
+    resumed = run("resume", "--thread", "mail", decision, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     if decision == "--approve":
         assert [json.loads(line)["to"] for line in outbox.read_text().splitlines()] == ["ada@example.com"]
@@ -249,7 +236,7 @@ def test_eval_bad_input(tmp_path: Path, content: str | None, args: list[str], me
 @pytest.mark.parametrize(("answer", "sent"), [("y", 1), ("n", 0)])
 def test_chat_asks_for_approval(tmp_path: Path, answer: str, sent: int) -> None:
     stdin = f"send an email to ada@example.com saying 'hi'\n{answer}\n"
-    result = run("chat", "--thread", "c2", cwd=tmp_path, stdin=stdin, env=MAILER)
+    result = run("chat", "--thread", "c2", cwd=tmp_path, stdin=stdin)
     assert result.returncode == 0, result.stderr
     assert "approve send_email(" in result.stdout
     outbox = tmp_path / ".bulwark" / "outbox.jsonl"
