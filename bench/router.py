@@ -114,7 +114,8 @@ async def main_async(repeat: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with ScriptedOpenAIServer(respond=_responder(labels)) as server, tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        common = {"guardrails_engine": "direct", "approval_tools": ()}
+        # No LLM judge: the bench compares the models routing picks, call for call.
+        common = {"guardrails_engine": "direct", "guardrails_judge": "off", "approval_tools": ()}
         warnings.simplefilter("ignore", LangGraphDeprecatedSinceV10)  # the baseline is this very function
         baseline = create_react_agent(
             ChatOpenAI(model="big", base_url=server.base_url, api_key="not-needed", max_retries=0),

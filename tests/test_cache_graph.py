@@ -40,8 +40,9 @@ def server() -> Iterator[ScriptedOpenAIServer]:
 
 
 def _settings(tmp_path: Path, server: ScriptedOpenAIServer, **overrides: Any) -> Settings:
+    # No LLM judge: the scripted model echoes, and counting model calls is what these tests do.
     return load_settings(data_dir=tmp_path / "data", model="openai:gpt-test", openai_base_url=server.base_url,
-                         guardrails_engine="direct", memory_url="memory://", **overrides)
+                         guardrails_engine="direct", guardrails_judge="off", memory_url="memory://", **overrides)
 
 
 @pytest.fixture
