@@ -10,12 +10,15 @@ from langsmith_server import LangSmithServer
 
 from bulwark.cli.main import main
 from bulwark.evals import langsmith as ls_evals
+from bulwark.evals import guardrails as guardrail_sets
 from bulwark.evals.bfcl import run_bfcl
 from bulwark.observability.langsmith import tracing_client
 from bulwark.settings import load_settings
 
 LIMIT = 2
-GUARDRAIL_CASES = 5 * LIMIT  # two attack sets, two benign sets, the PII set
+SETS = len(guardrail_sets.ATTACK_SETS + guardrail_sets.BENIGN_SETS) + 1  # and the PII set
+SCREENED_CASES = (SETS - 1) * LIMIT
+GUARDRAIL_CASES = SETS * LIMIT
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +51,10 @@ def test_eval_guardrails_langsmith_keeps_one_dataset_and_scores_each_experiment(
     ls: LangSmithServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["eval", "guardrails", "--langsmith", "--limit", str(LIMIT), "--dataset", "guards"]
-    assert main([*args, "--experiment-prefix", "nemo"]) == 0
-    assert f"dataset guards: {GUARDRAIL_CASES} examples added, 0 updated, 0 unchanged" in capsys.readouterr().out
-    monkeypatch.setenv("BULWARK_GUARDRAILS_ENGINE", "direct")  # a second configuration to compare
     assert main([*args, "--experiment-prefix", "direct"]) == 0
+    assert f"dataset guards: {GUARDRAIL_CASES} examples added, 0 updated, 0 unchanged" in capsys.readouterr().out
+    monkeypatch.setenv("BULWARK_GUARDRAILS_ENGINE", "nemo")  # a second configuration to compare
+    assert main([*args, "--experiment-prefix", "nemo"]) == 0
     out = capsys.readouterr().out
     assert f"dataset guards: 0 examples added, 0 updated, {GUARDRAIL_CASES} unchanged" in out
     assert "verdict_correct 100.0%" in out
@@ -64,8 +67,8 @@ def test_eval_guardrails_langsmith_keeps_one_dataset_and_scores_each_experiment(
     assert sorted(e["name"].rsplit("-", 1)[0] for e in experiments) == ["direct", "nemo"]
     for experiment in experiments:
         scores = _feedback(ls, experiment)
-        assert len(scores["verdict_correct"]) == 4 * LIMIT and set(scores["verdict_correct"]) <= {0, 1}
-        assert sum(scores["verdict_correct"]) >= 4 * LIMIT - 1  # the offline thresholds allow little more
+        assert len(scores["verdict_correct"]) == SCREENED_CASES and set(scores["verdict_correct"]) <= {0, 1}
+        assert sum(scores["verdict_correct"]) >= SCREENED_CASES - 1  # the offline thresholds allow little more
         assert scores["pii_span_recall"] and all(0 <= s <= 1 for s in scores["pii_span_recall"])
         runs = [r for r in ls.runs.values() if r.get("session_id") == experiment["id"] or r.get("session_name") == experiment["name"]]
         assert {r["reference_example_id"] for r in runs if r["parent_run_id"] is None} == set(ls.examples)
@@ -76,12 +79,12 @@ def test_a_changed_case_updates_its_example_in_place(ls: LangSmithServer) -> Non
     suite = ls_evals.guardrails_suite(settings, limit=1)
     client = tracing_client(settings)
     first = ls_evals.sync_dataset(client, "guards", suite)
-    assert (first.created, first.updated, first.unchanged) == (5, 0, 0)
+    assert (first.created, first.updated, first.unchanged) == (SETS, 0, 0)
     stale = str(ls_evals.example_id("guardrails", suite.cases[0].id))
     ls.examples[stale]["outputs"] = {"blocked": not suite.cases[0].outputs["blocked"]}
     again = ls_evals.sync_dataset(client, "guards", suite)
-    assert (again.created, again.updated, again.unchanged) == (0, 1, 4)
-    assert ls.examples[stale]["outputs"] == suite.cases[0].outputs and len(ls.examples) == 5
+    assert (again.created, again.updated, again.unchanged) == (0, 1, SETS - 1)
+    assert ls.examples[stale]["outputs"] == suite.cases[0].outputs and len(ls.examples) == SETS
 
 
 def test_eval_bfcl_langsmith_scores_tool_calls_as_the_offline_eval(

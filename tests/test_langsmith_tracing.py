@@ -133,7 +133,7 @@ def test_a_turn_is_one_run_tree_with_metadata_and_no_raw_pii(tmp_path: Path, ls:
     assert any(_metadata(run).get("model") == "offline" for run in tree if run["name"] == "agent")
     rail = next(run for run in tree if run["name"] == "rail:input")
     assert rail["outputs"]["verdict"]["action"] == "sanitize"
-    assert "<EMAIL>" in rail["inputs"]["text"]  # the raw text the rail screened, redacted on the way out
+    assert "<EMAIL_1>" in rail["inputs"]["text"]  # the vault's placeholder: the rail never saw the value
     _assert_no_raw_pii(ls)
     assert not ls.unknown
 
