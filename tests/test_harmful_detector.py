@@ -78,8 +78,14 @@ def test_bands_follow_the_module_constants() -> None:
     assert 0.0 < harmful.UNCERTAIN_LOW < harmful.BLOCK_THRESHOLD < 1.0
     for p, harmful_, uncertain in ((0.0, False, False), (harmful.UNCERTAIN_LOW, False, True),
                                    (harmful.BLOCK_THRESHOLD - 1e-9, False, True), (harmful.BLOCK_THRESHOLD, True, False)):
-        score = HarmScore(p, "drugs")
+        score = HarmScore(p, "drugs", names_harm=True)
         assert (score.harmful, score.uncertain) == (harmful_, uncertain)
+        assert not HarmScore(p, "drugs", names_harm=False).uncertain  # no harm named: no doubt
+
+
+def test_a_short_text_naming_no_harm_is_never_uncertain() -> None:
+    # n-grams alone put some of these in the band; none names anything harmful
+    assert not any(harm_score(f"hello {i}").uncertain for i in range(50))
 
 
 def test_lexicon_counts_terms_once_with_endings() -> None:

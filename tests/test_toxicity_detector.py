@@ -158,7 +158,7 @@ def test_every_rule_of_the_table_is_loaded_with_its_terms_expanded() -> None:
     assert [r.name for r in rules] == [entry["name"] for entry in RULES["rules"]]
     assert len({r.name for r in rules}) == len(rules)
     for rule in rules:
-        assert rule.reason in ("toxicity", "harmful_request") and rule.severity in ("medium", "high")
+        assert rule.reason in ("toxicity", "harmful_request", "harmful:self_harm") and rule.severity in ("medium", "high")
         assert rule.gates and all(rule.gates)
         for pattern in (rule.pattern, rule.before, rule.near):
             # every {term} was replaced (a regex repetition such as {0,3} stays)

@@ -92,6 +92,8 @@ class HarmScore:
     """In [0, 1]."""
     category: str
     """The most likely category (one of :data:`CATEGORIES`), whatever the probability."""
+    names_harm: bool = False
+    """Whether the text names a harm object of the lexicon (a weapon, a drug, malware...)."""
 
     @property
     def harmful(self) -> bool:
@@ -100,8 +102,10 @@ class HarmScore:
 
     @property
     def uncertain(self) -> bool:
-        """In the band [:data:`UNCERTAIN_LOW`, :data:`BLOCK_THRESHOLD`)."""
-        return UNCERTAIN_LOW <= self.probability < BLOCK_THRESHOLD
+        """In the band [:data:`UNCERTAIN_LOW`, :data:`BLOCK_THRESHOLD`) and naming a harm
+        object: a short text scored by its n-grams alone ("hello 9") is noise, not a doubt
+        worth a judge's call."""
+        return UNCERTAIN_LOW <= self.probability < BLOCK_THRESHOLD and self.names_harm
 
 
 class Lexicon:
@@ -220,7 +224,9 @@ def harm_score(text: str) -> HarmScore:
     idx, val = sparse(text, model["bits"])
     probability = sigmoid(float(np.dot(model["w"][idx], val)) + model["b"])
     logits = val @ model["cw"][idx] + model["cb"]
-    return HarmScore(probability, CATEGORIES[int(np.argmax(logits))])
+    objects = 1 << model["bits"]  # the lexicon's first features: a harm object per category
+    names_harm = bool(((idx >= objects) & (idx < objects + len(lexicon().categories))).any())
+    return HarmScore(probability, CATEGORIES[int(np.argmax(logits))], names_harm)
 
 
 def detect_harmful(text: str) -> list[Finding]:
