@@ -11,8 +11,8 @@ the same checkpointer instance:
 * **baseline** -- ``langgraph.prebuilt.create_react_agent(model, registry.tools,
   checkpointer=saver)``: model -> tool -> model, nothing else;
 * **Bulwark** -- ``build_agent(settings, checkpointer=saver, store=...)`` with the defaults:
-  input and output rails (NeMo engine), recall from a ``memory://`` store, routing, the
-  registry's tool wrapper, remember, and the audit log.
+  input and output rails (the default engine, the PII vault, the fact check), recall from a
+  ``memory://`` store, routing, the registry's tool wrapper, remember, and the audit log.
 
 Each turn is one ``await agent.ainvoke(...)`` on a fresh thread id; Bulwark and baseline turns
 alternate (A B A B ...) so that machine noise hits both alike, after 10 warm-up turns each.
